@@ -1,0 +1,302 @@
+"""Sans-IO AMI protocol: bytes in, :class:`~ami_async.message.Message` objects out.
+
+``Parser.feed(data)`` returns the messages that ``data`` completed; it never
+touches a socket, a loop or a clock. ``encode_action(name, headers)`` turns an
+action into the bytes to write, refusing anything that could inject a second
+action.
+
+Framing rules (see ``shared/PROTOCOL.md``):
+
+* The banner (``Asterisk Call Manager/11.0.0``) is one line with **no** blank
+  line after it; it is recognised only as the first line of the stream.
+* A message is lines ended by ``\\r\\n`` (a bare ``\\n`` is accepted too) and
+  closed by an empty line.
+* A pre-14 ``Response: Follows`` answer carries raw CLI text with bare ``\\n``
+  line ends, blank lines included; only ``--END COMMAND--`` (on its own line
+  or glued to the last output line) followed by an empty line ends it.
+* Bytes that are not valid UTF-8 are decoded with ``surrogateescape``: nothing
+  is dropped and ``value.encode("utf-8", "surrogateescape")`` gives back the
+  original bytes. Valid UTF-8 split across two ``feed()`` calls is decoded
+  whole, because decoding happens per frame, never per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final, TypeAlias
+
+from .errors import InvalidActionError, ProtocolError
+from .message import SECRET_KEYS, Event, Message, Response, make_message
+from .message import _split_lines as split_lines
+
+__all__ = ["DEFAULT_MAX_FRAME_SIZE", "HeaderScalar", "HeaderValue", "Parser", "encode_action"]
+
+#: Default cap on one frame (banner, message or Command body), in bytes.
+DEFAULT_MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
+
+_END_COMMAND: Final = b"--END COMMAND--"
+_FOLLOWS: Final = b"response: follows"
+_FOLLOWS_HEADER_KEYS: Final = frozenset({"response", "privilege", "actionid"})
+
+HeaderScalar: TypeAlias = "str | int | float | bool"
+HeaderValue: TypeAlias = (
+    "HeaderScalar | list[HeaderScalar] | tuple[HeaderScalar, ...] | Mapping[str, HeaderScalar]"
+)
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape")
+
+
+class Parser:
+    """Incremental AMI stream parser.
+
+    ``max_frame_size`` bounds the bytes held for one incomplete frame; beyond it
+    :class:`~ami_async.errors.ProtocolError` is raised and the buffer is not
+    grown further (the parser is then unusable: the stream cannot be re-synced).
+    """
+
+    __slots__ = ("_broken", "_buf", "_expect_banner", "_max", "_scan", "banner")
+
+    def __init__(
+        self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, expect_banner: bool = True
+    ) -> None:
+        if max_frame_size < 64:
+            raise ValueError("max_frame_size must be at least 64 bytes")
+        self._max = max_frame_size
+        self._buf = bytearray()
+        # Offset from which the blank-line search resumes (everything before it
+        # in the current frame was already searched): feeding one byte at a time
+        # stays linear.
+        self._scan = 0
+        self._expect_banner = expect_banner
+        self._broken: ProtocolError | None = None
+        #: The banner line (``"Asterisk Call Manager/11.0.0"``) once seen.
+        self.banner: str | None = None
+
+    @property
+    def ami_version(self) -> str | None:
+        """The version in the banner (``"11.0.0"``), or ``None``."""
+        if self.banner is None or "/" not in self.banner:
+            return None
+        return self.banner.rsplit("/", 1)[1].strip()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete message."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add ``data``; return every message it completed, in order."""
+        if self._broken is not None:
+            raise self._broken
+        buf = self._buf
+        buf += data
+        out: list[Message] = []
+        if self._expect_banner and not self._take_banner():
+            self._check_size()
+            return out
+        start = 0
+        n = len(buf)
+        while start < n:
+            # Stray empty lines between frames are skipped.
+            first = buf[start]
+            if first == 0x0A:
+                start += 1
+                continue
+            if first == 0x0D:
+                if start + 1 >= n:
+                    break  # a lone CR: wait for the next byte
+                if buf[start + 1] == 0x0A:
+                    start += 2
+                    continue
+            if buf[start : start + 17].lower() == _FOLLOWS:
+                content_end, frame_end = self._find_follows_end(start, n)
+            else:
+                content_end, frame_end = self._find_blank_line(start, n)
+            if frame_end < 0:
+                break
+            out.append(self._build(bytes(buf[start:content_end])))
+            start = frame_end
+        if start:
+            del buf[:start]
+            self._scan = max(0, self._scan - start)
+        self._check_size()
+        return out
+
+    def _check_size(self) -> None:
+        if len(self._buf) > self._max:
+            head = bytes(self._buf[:200])
+            self._buf = bytearray()
+            self._broken = ProtocolError(
+                f"frame exceeds max_frame_size ({self._max} bytes) without a terminator",
+                head,
+            )
+            raise self._broken
+
+    def _take_banner(self) -> bool:
+        """Consume the banner if the stream starts with one; False while undecided."""
+        buf = self._buf
+        nl = buf.find(b"\n")
+        if nl < 0:
+            return False
+        line = bytes(buf[:nl]).rstrip(b"\r")
+        self._expect_banner = False
+        # The banner is one line without a colon (Asterisk Call Manager/x.y.z and
+        # the proxy/fork variants); a stream that starts with a header has none.
+        if b":" not in line and b"/" in line:
+            self.banner = _decode(line)
+            del buf[: nl + 1]
+        return True
+
+    def _find_blank_line(self, start: int, n: int) -> tuple[int, int]:
+        """``(content_end, next_frame_start)`` of the frame at ``start``, or ``(-1, -1)``."""
+        buf = self._buf
+        scan = self._scan if self._scan > start else start
+        # One find covers CRLF CRLF (and LF CRLF); a second, bounded by the first
+        # hit, covers bare LF LF. Both resume where the last call stopped.
+        crlf = buf.find(b"\n\r\n", scan)
+        lflf = buf.find(b"\n\n", scan, n if crlf < 0 else crlf + 1)
+        if lflf >= 0:
+            self._scan = 0
+            return lflf + 1, lflf + 2
+        if crlf >= 0:
+            self._scan = 0
+            return crlf + 1, crlf + 3
+        self._scan = max(start, n - 2)
+        return -1, -1
+
+    def _find_follows_end(self, start: int, n: int) -> tuple[int, int]:
+        """Like :meth:`_find_blank_line` for a ``Response: Follows`` frame."""
+        buf = self._buf
+        scan = max(start, self._scan - len(_END_COMMAND))
+        while True:
+            marker = buf.find(_END_COMMAND, scan)
+            if marker < 0:
+                self._scan = max(start, n - len(_END_COMMAND))
+                return -1, -1
+            # The marker must end its line, and an empty line must follow.
+            p = marker + len(_END_COMMAND)
+            complete = False
+            for _ in range(2):
+                if p < n and buf[p] == 0x0D:
+                    p += 1
+                if p >= n:
+                    break
+                if buf[p] != 0x0A:
+                    p = -1
+                    break
+                p += 1
+            else:
+                complete = True
+            if complete:
+                self._scan = 0
+                return marker, p
+            if p >= 0:
+                self._scan = marker  # wait for the rest of the terminator
+                return -1, -1
+            scan = marker + 1  # the marker's text inside the output: keep looking
+
+    def _build(self, content: bytes) -> Message:
+        if content[:17].lower() == _FOLLOWS:
+            return _build_follows(content)
+        text = _decode(content)
+        if text.startswith("Event: "):
+            eol = text.find("\n")
+            name = text[7:eol] if eol >= 0 else text[7:]
+            if name.endswith("\r"):
+                name = name[:-1]
+            return Event._from_text_named(text, name)
+        if text.startswith("Response: ") and "\nevent:" not in text.lower():
+            return Response._from_text(text)
+        headers, bare = split_lines(text)
+        return make_message(headers, bare_lines=bare)
+
+
+def _build_follows(content: bytes) -> Response:
+    """A pre-14 Command answer: CRLF header lines, then raw CLI text up to the marker."""
+    text = _decode(content)
+    headers: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        eol = text.find("\n", pos)
+        if eol < 0 or eol == pos or text[eol - 1] != "\r":
+            break
+        line = text[pos : eol - 1]
+        key, sep, value = line.partition(":")
+        if not sep or key.lower() not in _FOLLOWS_HEADER_KEYS:
+            break
+        headers.append((key, value[1:] if value[:1] == " " else value))
+        pos = eol + 1
+    return Response(headers, body=text[pos:])
+
+
+def _scalar(key: str, value: object) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise InvalidActionError(f"header {key!r}: unsupported value type {type(value).__name__}")
+
+
+def _check(kind: str, key: str, text: str) -> None:
+    for bad, label in (("\r", "CR"), ("\n", "LF"), ("\x00", "NUL")):
+        if bad in text:
+            shown = "" if key.lower() in SECRET_KEYS or kind == "key" else f": {text[:60]!r}"
+            raise InvalidActionError(f"header {key!r}: {label} is not allowed in a {kind}{shown}")
+
+
+def encode_action(
+    name: str,
+    headers: Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] = (),
+) -> bytes:
+    """Encode ``Action: name`` and ``headers`` as one AMI frame.
+
+    A list or tuple value repeats its key in order; a mapping value (for
+    ``Variable``) becomes one ``Variable: name=value`` line per entry; booleans
+    become ``true``/``false``. CR, LF or NUL anywhere, ``:`` in a key, or an
+    empty key or action name raise :class:`~ami_async.errors.InvalidActionError`
+    (a ``ValueError``) before anything is produced.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidActionError("the action name must be a non-empty string")
+    _check("value", "Action", name)
+    if ":" in name:
+        raise InvalidActionError("':' is not allowed in an action name")
+    lines = [f"Action: {name}"]
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in items:
+        if not isinstance(key, str) or not key:
+            raise InvalidActionError("header keys must be non-empty strings")
+        _check("key", key, key)
+        if ":" in key:
+            raise InvalidActionError(f"':' is not allowed in a header key: {key!r}")
+        if key.strip() != key or not key.strip():
+            raise InvalidActionError(f"header key {key!r} has leading or trailing spaces")
+        if key.lower() == "action":
+            raise InvalidActionError("pass the action as the name, not as an 'Action' header")
+        if isinstance(value, Mapping):
+            for var, val in value.items():
+                var_s = _scalar(key, var)
+                val_s = _scalar(key, val)
+                _check("value", key, var_s)
+                _check("value", key, val_s)
+                if not var_s:
+                    raise InvalidActionError(f"header {key!r}: empty variable name")
+                lines.append(f"{key}: {var_s}={val_s}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                text = _scalar(key, item)
+                _check("value", key, text)
+                lines.append(f"{key}: {text}")
+        else:
+            text = _scalar(key, value)
+            _check("value", key, text)
+            lines.append(f"{key}: {text}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
