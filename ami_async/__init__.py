@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from .actions import OriginateReason, OriginateResult
+from .client import Client, connect
+from .dispatch import EventList, Subscription
 from .errors import (
     ActionError,
     ActionTimeoutError,
@@ -24,14 +27,20 @@ __all__ = [
     "ActionError",
     "ActionTimeoutError",
     "AuthenticationError",
+    "Client",
     "ConnectionLostError",
     "Event",
+    "EventList",
     "InvalidActionError",
     "Message",
+    "OriginateReason",
+    "OriginateResult",
     "Parser",
     "ProtocolError",
     "Response",
+    "Subscription",
     "SubscriptionOverflowError",
     "__version__",
+    "connect",
     "encode_action",
 ]

@@ -1,0 +1,147 @@
+"""The asyncio adapter: transport bytes <-> :class:`~ami_async.protocol.Parser`.
+
+``AMIProtocol`` feeds what it reads to the parser and hands each batch of
+complete messages to a callback, writes encoded actions, waits for the
+transport to drain while writing is paused (flow control), and reports the
+loss of the connection with its cause. It never waits on a consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Final
+
+from .errors import ConnectionLostError, ProtocolError
+from .message import Message
+from .protocol import DEFAULT_MAX_FRAME_SIZE, Parser
+
+__all__ = ["AMIProtocol"]
+
+logger = logging.getLogger("ami_async")
+wire_logger = logging.getLogger("ami_async.wire")
+
+_SECRET_LINE: Final = re.compile(rb"(?im)^((?:secret|key)[ \t]*:)[^\r\n]*")
+
+
+def redact(data: bytes) -> bytes:
+    """``data`` with the value of every ``Secret:``/``Key:`` line replaced."""
+    return _SECRET_LINE.sub(rb"\1 ********", data)
+
+
+class AMIProtocol(asyncio.Protocol):
+    """One AMI connection: parser in, encoded actions out."""
+
+    def __init__(
+        self,
+        on_messages: Callable[[list[Message]], None],
+        on_lost: Callable[[AMIProtocol, BaseException | None], None],
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        trace: bool = False,
+        label: str = "",
+    ) -> None:
+        self._on_messages = on_messages
+        self._on_lost = on_lost
+        self.parser = Parser(max_frame_size=max_frame_size)
+        self.transport: asyncio.Transport | None = None
+        self.trace = trace
+        self.label = label
+        self.closed = False
+        #: Why the connection ended (``None`` for a clean EOF or a local close).
+        self.cause: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+        self._banner: asyncio.Future[str | None] = self._loop.create_future()
+        self._paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
+            wire_logger.debug("%s <<< %r", self.label, redact(data))
+        try:
+            messages = self.parser.feed(data)
+        except ProtocolError as exc:
+            logger.error("%s: %s; closing the connection", self.label, exc)
+            self.cause = exc
+            self.abort()
+            return
+        if not self._banner.done() and (messages or self.parser.banner is not None):
+            self._banner.set_result(self.parser.banner)
+        if messages:
+            try:
+                self._on_messages(messages)
+            except Exception:  # never let a bug escape into the event loop
+                logger.exception("%s: error while dispatching messages", self.label)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.cause is None:
+            self.cause = exc
+        if not self._banner.done():
+            self._banner.set_exception(
+                ConnectionLostError("the server closed the connection before its banner")
+            )
+            self._banner.exception()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionLostError("connection lost while writing"))
+            waiter.exception()
+        if self.parser.buffered:
+            logger.warning(
+                "%s: connection closed in the middle of a frame (%d bytes discarded)",
+                self.label,
+                self.parser.buffered,
+            )
+        self._on_lost(self, self.cause)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- used by the client ------------------------------------------------------------
+
+    async def wait_banner(self) -> str | None:
+        """The banner line (``None`` if the server sent messages without one)."""
+        return await asyncio.shield(self._banner)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise ConnectionLostError("the connection is closed")
+        if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
+            wire_logger.debug("%s >>> %r", self.label, redact(data))
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if not self._paused:
+            return
+        if self.closed:
+            raise ConnectionLostError("the connection is closed")
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            waiter = self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(waiter)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
