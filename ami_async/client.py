@@ -180,7 +180,7 @@ class Client(ActionsMixin):
                     waiter = asyncio.get_running_loop().create_future()
                     self._state_waiters.append(waiter)
                     await waiter
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise ActionTimeoutError(f"not connected within {deadline} s") from None
 
     def _raise_if_done(self) -> None:
@@ -252,7 +252,7 @@ class Client(ActionsMixin):
                 self.ami_version = protocol.parser.ami_version
                 await self._login(protocol)
                 await self._restore_session(protocol)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             if protocol is not None:
                 protocol.abort()
             self._protocol = None
@@ -730,7 +730,7 @@ class Client(ActionsMixin):
                 waiter = pending.stream_waiter = loop.create_future()
                 try:
                     await asyncio.wait_for(waiter, wait)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     raise ActionTimeoutError(
                         f"{name}: no list item within {wait} s (ActionID {pending.action_id})",
                         name,

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Final, Literal
 
-from .errors import ActionError, SubscriptionOverflowError
+from .errors import ActionError, AMIConnectionError, SubscriptionOverflowError
 from .message import Event, Message, Response
 
 __all__ = [
@@ -292,7 +292,12 @@ class Subscription:
         return item
 
     async def get(self, timeout: float | None = None) -> Event:
-        """Wait for the next event (``ActionTimeoutError``-free: raises ``TimeoutError``)."""
+        """Wait for the next event; ``TimeoutError`` after ``timeout`` seconds.
+
+        Raises :class:`SubscriptionOverflowError` where events were lost, the
+        client's failure if it gave up reconnecting, and ``AMIConnectionError``
+        once the subscription is closed and empty.
+        """
         while True:
             if self._queue:
                 event = self.get_nowait()
@@ -301,7 +306,7 @@ class Subscription:
             if self._closed:
                 if self._error is not None:
                     raise self._error
-                raise StopAsyncIteration
+                raise AMIConnectionError("the subscription is closed")
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
             try:
@@ -309,6 +314,8 @@ class Subscription:
                     await waiter
                 else:
                     await asyncio.wait_for(waiter, timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"no event within {timeout} s") from None
             finally:
                 self._waiter = None
 
@@ -318,13 +325,11 @@ class Subscription:
     async def _iterate(self) -> AsyncIterator[Event]:
         try:
             while True:
-                try:
-                    event = await self.get()
-                except StopAsyncIteration:
+                if self._closed and not self._queue and self._error is None:
                     return
-                yield event
+                yield await self.get()
         finally:
-            # break out of ``async for``: unregister.
+            # ``break`` out of ``async for`` (the generator is closed): unregister.
             self.close()
 
     def close(self) -> None:
