@@ -228,6 +228,7 @@ class Client(ActionsMixin):
         label = f"{self.host}:{self.port}"
         ctx = self._ssl_context()
         protocol: AMIProtocol | None = None
+        boot: Subscription | None = None
         self._id_prefix = secrets.token_hex(4)
         try:
             async with _timeout(self.timeout):
@@ -250,21 +251,28 @@ class Client(ActionsMixin):
                 self._protocol = protocol
                 self.banner = await protocol.wait_banner()
                 self.ami_version = protocol.parser.ami_version
-                await self._login(protocol)
+                boot = await self._login(protocol)
                 await self._restore_session(protocol)
+            if boot is not None:
+                await self._wait_fully_booted(boot)
+            if protocol.closed:
+                raise AMIConnectionError(f"the connection to {label} was lost right after login")
         except asyncio.TimeoutError:
             if protocol is not None:
                 protocol.abort()
             self._protocol = None
             raise AMIConnectionError(
                 f"timed out after {self.timeout} s connecting to {label} "
-                "(TCP, banner, login or FullyBooted)"
+                "(TCP, TLS, banner or login)"
             ) from None
         except BaseException:
             if protocol is not None:
                 protocol.abort()
             self._protocol = None
             raise
+        finally:
+            if boot is not None:
+                boot.close()
         self._ready = True
         logger.info(
             "connected to %s (%s) as %s",
@@ -274,7 +282,8 @@ class Client(ActionsMixin):
             extra={"ami_host": label},
         )
 
-    async def _login(self, protocol: AMIProtocol) -> None:
+    async def _login(self, protocol: AMIProtocol) -> Subscription | None:
+        """Log in; return a subscription to ``FullyBooted`` when one is expected."""
         headers: dict[str, HeaderValue] = {"Username": self.username}
         if self.auth == "md5":
             challenge = await self._request(
@@ -291,34 +300,42 @@ class Client(ActionsMixin):
         else:
             headers["Secret"] = self._secret
         headers["Events"] = self._event_mask
+        # Registered before Login is written: FullyBooted follows the answer at once.
         boot: Subscription | None = None
         if self.boot_timeout > 0 and _wants_system(self._event_mask):
             boot = self._dispatcher.subscribe(("FullyBooted",), None, 4, "drop_oldest")
         try:
-            try:
-                response = await self._request(
-                    protocol, "Login", headers, timeout=self.timeout, check=False
-                )
-            except ConnectionLostError as exc:
-                raise AMIConnectionError(
-                    f"the server closed the connection during login: {exc}"
-                ) from exc
-            if not response.success:
-                raise AuthenticationError(
-                    f"login refused for user {self.username!r}: "
-                    f"{response.get('Message', 'no reason given')}",
-                    response,
-                )
-            if boot is not None:
-                try:
-                    await boot.get(timeout=self.boot_timeout)
-                except TimeoutError:
-                    logger.info(
-                        "no FullyBooted within %s s after login; continuing", self.boot_timeout
-                    )
-        finally:
+            response = await self._request(
+                protocol, "Login", headers, timeout=self.timeout, check=False
+            )
+        except ConnectionLostError as exc:
             if boot is not None:
                 boot.close()
+            raise AMIConnectionError(
+                f"the server closed the connection during login: {exc}"
+            ) from exc
+        except BaseException:
+            if boot is not None:
+                boot.close()
+            raise
+        if not response.success:
+            if boot is not None:
+                boot.close()
+            raise AuthenticationError(
+                f"login refused for user {self.username!r}: "
+                f"{response.get('Message', 'no reason given')}",
+                response,
+            )
+        return boot
+
+    async def _wait_fully_booted(self, boot: Subscription) -> None:
+        """Wait (at most ``boot_timeout``) for ``FullyBooted``: a restarting Asterisk
+        refuses actions until then. A user without ``system`` read permission never
+        gets it, so its absence is logged, not an error."""
+        try:
+            await boot.get(timeout=self.boot_timeout)
+        except TimeoutError:
+            logger.info("no FullyBooted within %s s after login; continuing", self.boot_timeout)
 
     async def _restore_session(self, protocol: AMIProtocol) -> None:
         """Re-apply every filter added with :meth:`add_filter` (after a reconnect)."""

@@ -298,15 +298,20 @@ class Subscription:
         client's failure if it gave up reconnecting, and ``AMIConnectionError``
         once the subscription is closed and empty.
         """
+        event = await self._next(timeout)
+        if event is None:
+            raise AMIConnectionError("the subscription is closed")
+        return event
+
+    async def _next(self, timeout: float | None) -> Event | None:
+        """The next event, or ``None`` once closed (cleanly) and drained."""
         while True:
             if self._queue:
-                event = self.get_nowait()
-                assert event is not None
-                return event
+                return self.get_nowait()
             if self._closed:
                 if self._error is not None:
                     raise self._error
-                raise AMIConnectionError("the subscription is closed")
+                return None
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
             try:
@@ -325,9 +330,10 @@ class Subscription:
     async def _iterate(self) -> AsyncIterator[Event]:
         try:
             while True:
-                if self._closed and not self._queue and self._error is None:
+                event = await self._next(None)
+                if event is None:
                     return
-                yield await self.get()
+                yield event
         finally:
             # ``break`` out of ``async for`` (the generator is closed): unregister.
             self.close()

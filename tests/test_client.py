@@ -1,0 +1,508 @@
+"""The client against FakeAsterisk: login, actions, lists, subscriptions, handlers, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import ami_async
+from ami_async import (
+    ActionError,
+    ActionTimeoutError,
+    AuthenticationError,
+    Client,
+    ConnectionLostError,
+    Event,
+    InvalidActionError,
+    SubscriptionOverflowError,
+)
+from ami_async.message import Message
+from ami_async.testing import FakeAsterisk, FakeSession, make_response, with_action_id
+
+SECRET = "amp111"
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[FakeAsterisk]:
+    async with FakeAsterisk(auth_failure_delay=0.05) as server:
+        yield server
+
+
+def client_for(pbx: FakeAsterisk, **kw: Any) -> Client:
+    options: dict[str, Any] = {"ping_interval": None, "timeout": 5.0, "action_timeout": 5.0}
+    options.update(kw)
+    secret = options.pop("secret", SECRET)
+    return Client(pbx.host, pbx.port, username="admin", secret=secret, **options)
+
+
+@pytest.fixture
+async def ami(pbx: FakeAsterisk) -> AsyncIterator[Client]:
+    client = client_for(pbx)
+    await client.connect()
+    yield client
+    await client.close()
+
+
+def other_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+
+# -- connecting ---------------------------------------------------------------------
+
+
+async def test_connect_plain_login_banner_version_and_clean_close(pbx: FakeAsterisk) -> None:
+    before = other_tasks()
+    async with ami_async.connect(
+        pbx.host, pbx.port, username="admin", secret=SECRET, ping_interval=0.05
+    ) as ami:
+        assert ami.connected
+        assert ami.ami_version == "11.0.0"
+        assert ami.banner == "Asterisk Call Manager/11.0.0"
+        login = pbx.actions[0]
+        assert login["Action"] == "Login"
+        assert login["Events"] == "on"
+        await pbx.wait_for_action("Ping", timeout=2)  # the keepalive runs
+    assert ami.closed
+    assert not ami.connected
+    assert pbx.actions[-1]["Action"] == "Logoff"
+    assert other_tasks() <= before  # nothing the client started is left running
+
+
+async def test_md5_login_sends_key_never_secret(pbx: FakeAsterisk) -> None:
+    async with ami_async.connect(
+        pbx.host, pbx.port, username="admin", secret=SECRET, auth="md5", ping_interval=None
+    ) as ami:
+        await ami.ping()
+    challenge, login = pbx.actions[0], pbx.actions[1]
+    assert challenge["AuthType"] == "MD5"
+    assert login["AuthType"] == "MD5"
+    assert "Secret" not in login
+    assert len(login["Key"]) == 32
+
+
+async def test_events_mask_at_login(pbx: FakeAsterisk) -> None:
+    async with client_for(pbx, events="call,user") as ami:
+        assert ami.connected
+    assert pbx.actions[0]["Events"] == "call,user"
+
+
+async def test_refused_login_is_an_authentication_error_not_a_connection_error(
+    pbx: FakeAsterisk,
+) -> None:
+    client = client_for(pbx, secret="wrong-secret-value")
+    with pytest.raises(AuthenticationError) as info:
+        await client.connect()
+    assert "Authentication failed" in str(info.value)
+    assert "wrong-secret-value" not in str(info.value)
+    assert info.value.response is not None
+    assert not client.connected
+    await client.close()
+
+
+async def test_nothing_listening_is_a_connection_error() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    client = Client("127.0.0.1", port, username="admin", secret=SECRET, timeout=2)
+    with pytest.raises(ami_async.AMIConnectionError, match="cannot connect"):
+        await client.connect()
+
+
+async def test_connect_timeout_covers_a_server_that_never_sends_its_banner() -> None:
+    async with FakeAsterisk(banner="") as silent:
+        silent.stall()
+        client = client_for(silent, timeout=0.3)
+        with pytest.raises(ami_async.AMIConnectionError, match="timed out"):
+            await client.connect()
+        assert client.pending_actions == 0
+
+
+async def test_context_manager_from_await_connect(pbx: FakeAsterisk) -> None:
+    client = await ami_async.connect(pbx.host, pbx.port, username="admin", secret=SECRET)
+    try:
+        assert client.connected
+    finally:
+        await client.close()
+
+
+# -- actions -------------------------------------------------------------------------
+
+
+async def test_send_action_returns_the_response(ami: Client) -> None:
+    response = await ami.send_action("Ping")
+    assert response.success
+    assert response["Ping"] == "Pong"
+    assert response.action_id is not None
+    assert len(response.action_id) < 40
+
+
+async def test_unknown_action_raises_action_error_with_the_response(ami: Client) -> None:
+    with pytest.raises(ActionError) as info:
+        await ami.send_action("Foo")
+    assert info.value.response["Message"].startswith("Invalid/unknown command: Foo.")
+    response = await ami.send_action("Foo", check=False)
+    assert not response.success
+
+
+async def test_action_ids_have_a_random_prefix_per_connection(pbx: FakeAsterisk) -> None:
+    async with client_for(pbx) as a, client_for(pbx) as b:
+        ra = await a.ping()
+        rb = await b.ping()
+    assert ra.action_id is not None
+    assert rb.action_id is not None
+    assert ra.action_id.split("-")[0] != rb.action_id.split("-")[0]
+
+
+async def test_caller_given_action_id_in_flight_is_refused(pbx: FakeAsterisk, ami: Client) -> None:
+    pbx.script("Slow")  # never answered
+    first = asyncio.ensure_future(ami.send_action("Slow", ActionID="mine-1", timeout=2))
+    await pbx.wait_for_action("Slow")
+    with pytest.raises(InvalidActionError, match="already in flight"):
+        await ami.send_action("Ping", ActionID="mine-1")
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (await ami.send_action("Ping", ActionID="mine-1")).action_id == "mine-1"
+
+
+async def test_thousand_concurrent_actions_answered_in_shuffled_order(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    held: list[tuple[FakeSession, Message]] = []
+    all_in = asyncio.Event()
+
+    def hold(session: FakeSession, action: Message) -> None:
+        held.append((session, action))
+        if len(held) == 1000:
+            all_in.set()
+
+    pbx.on_action("Echo", hold)
+    calls = [ami.send_action("Echo", Seq=i, timeout=10) for i in range(1000)]
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    await asyncio.wait_for(all_in.wait(), 10)
+    random.Random(7).shuffle(held)
+    for session, action in held:
+        await session.send(make_response(action, "Success", Seq=action["Seq"]))
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert [r["Seq"] for r in results] == [str(i) for i in range(1000)]
+    assert ami.pending_actions == 0
+
+
+async def test_timeout_leaves_nothing_pending_and_late_response_is_dropped(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    held: list[tuple[FakeSession, Message]] = []
+    pbx.on_action("Slow", lambda s, a: held.append((s, a)))
+    with pytest.raises(ActionTimeoutError) as info:
+        await ami.send_action("Slow", timeout=0.1)
+    assert isinstance(info.value, TimeoutError)
+    assert ami.pending_actions == 0
+    session, action = held[0]
+    await session.send(make_response(action, "Success"))
+    assert (await ami.ping()).success  # the late answer went nowhere, the link is fine
+    assert ami._dispatcher.unmatched_responses == 1
+
+
+async def test_cancellation_leaves_nothing_pending(pbx: FakeAsterisk, ami: Client) -> None:
+    pbx.script("Slow")
+    task = asyncio.ensure_future(ami.send_action("Slow"))
+    await pbx.wait_for_action("Slow")
+    assert ami.pending_actions == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ami.pending_actions == 0
+
+
+async def test_bad_caller_input_is_refused_before_a_byte_is_written(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    count = len(pbx.actions)
+    with pytest.raises(InvalidActionError):
+        await ami.send_action("Originate", CallerID="x\r\nAction: Hangup")
+    with pytest.raises(ValueError, match="empty"):
+        await ami.send_action("")
+    with pytest.raises(InvalidActionError):
+        await ami.send_action("Ping", **{"Bad:Key": "v"})
+    await ami.ping()
+    assert [a["Action"] for a in pbx.actions[count:]] == ["Ping"]
+
+
+async def test_action_on_a_closed_client_fails_clearly(pbx: FakeAsterisk) -> None:
+    client = client_for(pbx)
+    with pytest.raises(ConnectionLostError, match="not connected"):
+        await client.ping()
+    await client.connect()
+    await client.close()
+    with pytest.raises(ami_async.AMIConnectionError, match="closed"):
+        await client.ping()
+
+
+async def test_pending_actions_fail_at_once_when_the_link_drops(
+    pbx: FakeAsterisk,
+) -> None:
+    async with client_for(pbx, reconnect=False) as ami:
+        pbx.script("Slow")
+        task = asyncio.ensure_future(ami.send_action("Slow", timeout=30))
+        await pbx.wait_for_action("Slow")
+        await pbx.drop()
+        with pytest.raises(ConnectionLostError):
+            await asyncio.wait_for(task, 5)
+        assert ami.pending_actions == 0
+
+
+# -- EventLists ----------------------------------------------------------------------
+
+
+_background: set[asyncio.Future[None]] = set()
+
+
+def list_handler(session: FakeSession, action: Message) -> None:
+    """A list action whose items are interleaved with unrelated events."""
+
+    async def run() -> None:
+        await session.send(
+            make_response(action, "Success", EventList="start", Message="Items will follow")
+        )
+        for i in range(3):
+            item = with_action_id(action, [("Event", "TestItem"), ("Privilege", "call,all")])
+            await session.send([*item, ("Seq", str(i))])
+            await session.send([("Event", "Unrelated"), ("Privilege", "call,all"), ("N", str(i))])
+        done = with_action_id(action, [("Event", "TestListComplete"), ("EventList", "Complete")])
+        await session.send([*done, ("ListItems", "3")])
+
+    _background.add(asyncio.ensure_future(run()))
+
+
+async def test_collect_an_event_list_interleaved_with_unrelated_events(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    pbx.on_action("TestList", list_handler)
+    unrelated = ami.events("Unrelated")
+    items = ami.events("TestItem")  # list items are not broadcast
+    result = await ami.collect("TestList")
+    assert [i["Seq"] for i in result] == ["0", "1", "2"]
+    assert len(result) == 3
+    assert result.complete is not None
+    assert result.complete["ListItems"] == "3"
+    assert result.response["EventList"] == "start"
+    assert [(await unrelated.get(timeout=2))["N"] for _ in range(3)] == ["0", "1", "2"]
+    assert items.qsize() == 0
+
+
+async def test_stream_yields_items_as_they_arrive(pbx: FakeAsterisk, ami: Client) -> None:
+    pbx.on_action("TestList", list_handler)
+    seen = [ev["Seq"] async for ev in ami.stream("TestList")]
+    assert seen == ["0", "1", "2"]
+    assert ami.pending_actions == 0
+
+
+async def test_event_list_action_that_fails(pbx: FakeAsterisk, ami: Client) -> None:
+    with pytest.raises(ActionError, match="Database entry not found"):
+        await ami.collect("DBGet", Family="nope", Key="missing")
+    with pytest.raises(ActionError):
+        async for _ in ami.stream("DBGet", Family="nope", Key="missing"):
+            pass
+    assert ami.pending_actions == 0
+
+
+async def test_list_timeout_covers_a_list_that_never_completes(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    pbx.script("Endless", {"Response": "Success", "EventList": "start"})
+    with pytest.raises(ActionTimeoutError):
+        await ami.collect("Endless", timeout=0.2)
+    assert ami.pending_actions == 0
+
+
+# -- events: subscriptions and handlers ------------------------------------------------
+
+
+async def test_subscription_registered_at_creation_sees_events_in_wire_order(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    sub = ami.events("Hangup", "Dial*")
+    for i in range(5):
+        await pbx.emit("Hangup", Seq=str(i))
+        await pbx.emit("DialBegin", Seq=str(i))
+        await pbx.emit("Newchannel", Seq=str(i))
+    got = [(e.name, e["Seq"]) for e in [await sub.get(timeout=2) for _ in range(10)]]
+    assert got == [(n, str(i)) for i in range(5) for n in ("Hangup", "DialBegin")]
+    sub.close()
+
+
+async def test_async_for_break_unregisters(pbx: FakeAsterisk, ami: Client) -> None:
+    async with ami.events(predicate=lambda e: e.get("Seq") == "2") as sub:
+        for i in range(4):
+            await pbx.emit("UserEvent", Seq=str(i))
+        async for ev in sub:
+            assert ev["Seq"] == "2"
+            break
+    assert sub.closed
+    assert ami._dispatcher.subscriptions() == []
+
+
+async def test_events_iterator_ends_when_the_client_closes(pbx: FakeAsterisk, ami: Client) -> None:
+    sub = ami.events()
+
+    async def read_all() -> list[Event]:
+        return [ev async for ev in sub]
+
+    reader = asyncio.ensure_future(read_all())
+    await pbx.emit("UserEvent", Seq="1")
+    await asyncio.sleep(0)
+    await ami.close()
+    events = await asyncio.wait_for(reader, 2)
+    assert [e.name for e in events if e.name == "UserEvent"] == ["UserEvent"]
+
+
+async def test_overflow_error_policy_tells_the_reader(pbx: FakeAsterisk, ami: Client) -> None:
+    sub = ami.events("UserEvent", maxsize=3)
+    for i in range(6):
+        await pbx.emit("UserEvent", Seq=str(i))
+    await ami.ping()  # everything emitted before the Pong has been dispatched
+    assert [(await sub.get(timeout=1))["Seq"] for _ in range(3)] == ["0", "1", "2"]
+    with pytest.raises(SubscriptionOverflowError) as info:
+        await sub.get(timeout=1)
+    assert info.value.dropped == 3
+    assert sub.dropped == 3
+
+
+async def test_overflow_drop_oldest_policy_counts(pbx: FakeAsterisk, ami: Client) -> None:
+    sub = ami.events("UserEvent", maxsize=3, overflow="drop_oldest")
+    for i in range(6):
+        await pbx.emit("UserEvent", Seq=str(i))
+    await ami.ping()
+    assert [(await sub.get(timeout=1))["Seq"] for _ in range(3)] == ["3", "4", "5"]
+    assert sub.dropped == 3
+
+
+async def test_handlers_sync_async_catch_all_and_off(
+    pbx: FakeAsterisk, ami: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    sync_seen: list[str] = []
+    async_seen: list[str] = []
+    all_seen: list[str] = []
+    done = asyncio.Event()
+
+    @ami.on("UserEvent")
+    def on_sync(ev: Event) -> None:
+        if ev["Seq"] == "1":
+            raise RuntimeError("handler bug")
+        sync_seen.append(ev["Seq"])
+
+    @ami.on("UserEvent")
+    async def on_async(ev: Event) -> None:
+        await asyncio.sleep(0)
+        async_seen.append(ev["Seq"])
+        if ev["Seq"] == "3":
+            done.set()
+
+    ami.on("*")(lambda ev: all_seen.append(ev.name))
+    with caplog.at_level(logging.ERROR, logger="ami_async"):
+        for i in range(4):
+            await pbx.emit("UserEvent", Seq=str(i))
+        await asyncio.wait_for(done.wait(), 2)
+    assert sync_seen == ["0", "2", "3"]
+    assert async_seen == ["0", "1", "2", "3"]
+    assert all_seen.count("UserEvent") == 4
+    assert any("UserEvent" in r.getMessage() for r in caplog.records)
+    assert ami.off(on_sync) is True
+    assert ami.off(on_sync) is False
+    await pbx.emit("UserEvent", Seq="9")
+    await ami.ping()
+    assert sync_seen == ["0", "2", "3"]
+
+
+async def test_user_event_reaches_subscribers_with_our_action_id(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    sub = ami.events("UserEvent")
+    response = await ami.user_event("Hello", Foo="bar")
+    ev = await sub.get(timeout=2)
+    assert ev["UserEvent"] == "Hello"
+    assert ev.action_id == response.action_id
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+async def test_originate_waits_for_the_originate_response(pbx: FakeAsterisk, ami: Client) -> None:
+    sub = ami.events("OriginateResponse")
+    result = await ami.originate(
+        "Local/100@test", application="Wait", data="1", variables={"A": "1"}, timeout=5
+    )
+    assert result.success
+    assert result.reason == ami_async.OriginateReason.ANSWERED
+    assert result.reason_text == "answered"
+    assert result.event is not None
+    assert (await sub.get(timeout=2)) is result.event  # subscribers see it too
+    sent = [a for a in pbx.actions if a["Action"] == "Originate"][-1]
+    assert sent["Async"] == "true"
+    assert sent["Timeout"] == "5000"
+    assert sent.get_all("Variable") == ["A=1"]
+
+
+async def test_originate_to_a_missing_extension_is_a_failed_result(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    result = await ami.originate("Local/999@test", application="Wait", data="1", timeout=5)
+    assert not result.success
+    assert result.reason == 0
+    assert result.uniqueid is None
+
+
+async def test_originate_refused_by_the_server_raises(pbx: FakeAsterisk, ami: Client) -> None:
+    pbx.script("Originate", {"Response": "Error", "Message": "Permission denied"})
+    with pytest.raises(ActionError, match="Permission denied"):
+        await ami.originate("Local/100@test", application="Wait", data="1")
+    assert ami.pending_actions == 0
+
+
+async def test_originate_without_waiting(pbx: FakeAsterisk, ami: Client) -> None:
+    result = await ami.originate("Local/100@test", exten="100", context="test", wait=False)
+    assert result.success
+    assert result.event is None
+    assert result.reason_text == "queued"
+
+
+async def test_command_helper_in_both_formats() -> None:
+    for fmt in ("modern", "legacy"):
+        async with FakeAsterisk(command_format=fmt) as server, client_for(server) as ami:
+            out = await ami.command("core show version")
+            assert out.startswith("Asterisk ")
+            assert "--END COMMAND--" not in out
+            assert not out.endswith("\n")
+
+
+async def test_db_and_var_helpers(ami: Client) -> None:
+    await ami.db_put("fam", "k", "v 1")
+    assert await ami.db_get("fam", "k") == "v 1"
+    await ami.db_del("fam", "k")
+    with pytest.raises(ActionError):
+        await ami.db_get("fam", "k")
+    await ami.setvar("G", "42")
+    assert await ami.getvar("G") == "42"
+    assert await ami.getvar("UNSET") == ""
+
+
+async def test_list_helpers_return_events(ami: Client) -> None:
+    assert isinstance(await ami.core_show_channels(), list)
+    assert isinstance(await ami.status(), list)
+    settings = await ami.core_settings()
+    assert "AMIversion" in settings
+
+
+async def test_logoff_closes_without_reconnecting(pbx: FakeAsterisk) -> None:
+    client = client_for(pbx)
+    await client.connect()
+    response = await client.logoff()
+    assert response["Response"] == "Goodbye"
+    assert client.closed
+    assert not client.connected
