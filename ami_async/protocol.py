@@ -92,7 +92,9 @@ class Parser:
     def feed(self, data: bytes) -> list[Message]:
         """Add ``data``; return every message it completed, in order."""
         if self._broken is not None:
-            raise self._broken
+            # A fresh exception each call: re-raising the stored one would chain
+            # one more traceback entry (and keep a frame alive) every time.
+            raise ProtocolError(str(self._broken), self._broken.data) from self._broken
         buf = self._buf
         buf += data
         out: list[Message] = []
@@ -140,11 +142,13 @@ class Parser:
     def _take_banner(self) -> bool:
         """Consume the banner if the stream starts with one; False while undecided."""
         buf = self._buf
-        nl = buf.find(b"\n")
+        nl = buf.find(b"\n", self._scan)  # resume: a dribbled first line stays linear
         if nl < 0:
+            self._scan = len(buf)
             return False
         line = bytes(buf[:nl]).rstrip(b"\r")
         self._expect_banner = False
+        self._scan = 0
         # The banner is one line without a colon (Asterisk Call Manager/x.y.z and
         # the proxy/fork variants); a stream that starts with a header has none.
         if b":" not in line and b"/" in line:
@@ -299,4 +303,11 @@ def encode_action(
             _check("value", key, text)
             lines.append(f"{key}: {text}")
     lines.append("\r\n")
-    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+    text = "\r\n".join(lines)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:  # a lone surrogate
+        bad_key = text[: exc.start].rsplit("\r\n", 1)[-1].partition(":")[0]
+    # Raised outside the handler: the UnicodeEncodeError's .object is the whole
+    # frame, Secret included, and must not ride along as __context__.
+    raise InvalidActionError(f"header {bad_key!r}: text that cannot be encoded as UTF-8")

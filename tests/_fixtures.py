@@ -1,0 +1,154 @@
+"""Test helpers: where the recorded AMI captures live, how to read them, how to compare parses.
+
+The captures are in ``../shared/fixtures`` (next to this checkout) unless the
+``AMI_FIXTURES`` environment variable names another directory. A missing
+directory is an error, never a reason to skip: these tests are the parser's
+evidence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ami_async.message import Message
+from ami_async.protocol import Parser
+
+__all__ = [
+    "FIXTURES",
+    "VERSIONS",
+    "Record",
+    "Snapshot",
+    "bin_files",
+    "feed_chunks",
+    "fixture_id",
+    "fixtures_dir",
+    "parse",
+    "random_chunks",
+    "read_ami",
+    "snapshot",
+]
+
+#: The fixture folders whose captures every parser test covers.
+VERSIONS = ("asterisk-22", "asterisk-13")
+
+_DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: The fixtures directory (``AMI_FIXTURES`` overrides the default location).
+FIXTURES = Path(os.environ["AMI_FIXTURES"]) if os.environ.get("AMI_FIXTURES") else _DEFAULT
+
+
+def fixtures_dir() -> Path:
+    """The fixtures directory; raise a clear error if it (or a version folder) is missing."""
+    missing = [FIXTURES / v for v in VERSIONS if not (FIXTURES / v).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"AMI fixtures not found: {', '.join(map(str, missing))} does not exist. "
+            "The parser tests need the recorded captures: check out shared/fixtures next "
+            "to this project or set AMI_FIXTURES to the directory that holds "
+            f"{' and '.join(VERSIONS)}."
+        )
+    return FIXTURES
+
+
+def bin_files() -> list[Path]:
+    """Every ``.bin`` capture of asterisk-22 and asterisk-13, sorted."""
+    root = fixtures_dir()
+    files: list[Path] = []
+    for version in VERSIONS:
+        found = sorted((root / version).glob("*.bin"))
+        if not found:
+            raise FileNotFoundError(f"no .bin captures in {root / version}")
+        files.extend(found)
+    return files
+
+
+def fixture_id(path: Path) -> str:
+    """``asterisk-22/ping`` for ``.../asterisk-22/ping.bin``: a readable test id."""
+    return f"{path.parent.name}/{path.stem}"
+
+
+class Record(NamedTuple):
+    """One record of an ``.ami`` transcript."""
+
+    direction: str  # ">>>" sent by the client, "<<<" received, "###" recorder note
+    seconds: float
+    data: bytes
+
+
+_RECORD = re.compile(rb"(>>>|<<<|###) (\d+\.\d{3}) (\d+)")
+
+
+def read_ami(path: Path) -> list[Record]:
+    """Read an ``.ami`` transcript (format in ``fixtures/README.md``); strict about framing."""
+    data = path.read_bytes()
+    records: list[Record] = []
+    pos = 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            raise ValueError(f"{path}: unterminated line at byte {pos}")
+        line = data[pos:nl]
+        if not records and line.startswith(b"# "):
+            pos = nl + 1  # header comment, allowed only before the first record
+            continue
+        m = _RECORD.fullmatch(line)
+        if m is None:
+            raise ValueError(f"{path}: bad record header {line[:60]!r} at byte {pos}")
+        length = int(m.group(3))
+        start = nl + 1
+        end = start + length
+        if end >= len(data) or data[end : end + 1] != b"\n":
+            raise ValueError(f"{path}: record at byte {pos} is truncated or lacks its separator")
+        records.append(Record(m.group(1).decode("ascii"), float(m.group(2)), data[start:end]))
+        pos = end + 1
+    return records
+
+
+class Snapshot(NamedTuple):
+    """What a user can observe of one parsed message."""
+
+    type: str
+    headers: tuple[tuple[str, str], ...]
+    bare_lines: tuple[str, ...]
+    body: str | None
+
+
+def snapshot(messages: Iterable[Message]) -> list[Snapshot]:
+    """Comparable view of messages: type, headers, bare lines and body."""
+    return [Snapshot(type(m).__name__, m.headers, m.bare_lines, m.body) for m in messages]
+
+
+def feed_chunks(chunks: Iterable[bytes], parser: Parser | None = None) -> list[Message]:
+    """Feed ``chunks`` one ``feed()`` call each and return every message, in order."""
+    parser = parser if parser is not None else Parser()
+    out: list[Message] = []
+    for chunk in chunks:
+        out.extend(parser.feed(chunk))
+    return out
+
+
+def parse(data: bytes) -> tuple[Parser, list[Message]]:
+    """Feed ``data`` whole to a fresh parser; return the parser and the messages."""
+    parser = Parser()
+    return parser, parser.feed(data)
+
+
+def random_chunks(data: bytes, seed: int, max_size: int) -> Iterator[bytes]:
+    """Split ``data`` at seeded random points into pieces of 1..max_size bytes."""
+    rng = random.Random(seed)
+    pos = 0
+    while pos < len(data):
+        size = rng.randint(1, max_size)
+        yield data[pos : pos + size]
+        pos += size
+
+
+def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
+    """Split ``data`` at the given offsets."""
+    bounds = [0, *sorted(cuts), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
