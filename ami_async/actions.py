@@ -193,6 +193,11 @@ class ActionsMixin:
         server has queued the call. Extra ``headers`` (``Codecs``,
         ``EarlyMedia``...) are sent as given.
         """
+        if any(key.lower() == "async" for key in headers):
+            raise ValueError(
+                "originate() always sends Async: true (wait=False returns once queued); "
+                "use send_action('Originate', ...) for a synchronous Originate"
+            )
         if application is None and exten is None:
             raise ValueError("originate needs application= or exten= (with context=)")
         if application is not None and exten is not None:
@@ -212,7 +217,7 @@ class ActionsMixin:
         fields.update({k: v for k, v in optional.items() if v is not None})
         fields["Timeout"] = int(timeout * 1000)
         if variables:
-            fields["Variable"] = dict(variables)
+            fields["Variable"] = {k: escape_variable(v) for k, v in variables.items()}
         fields.update(headers)
         fields["Async"] = True
         if not wait:
@@ -391,6 +396,17 @@ class ActionsMixin:
     async def core_status(self, *, timeout: float | None = None) -> Response:
         """``CoreStatus``: start-up and reload times, current calls."""
         return await self._send("CoreStatus", {}, timeout=timeout)
+
+
+def escape_variable(value: HeaderScalar) -> str:
+    """Escape a channel variable's value for an Originate ``Variable:`` line.
+
+    Asterisk splits each ``Variable:`` value at unescaped commas and strips
+    quotes and backslashes (the dialplan's argument rules), so ``a,b`` would
+    arrive as ``a``; a backslash before each of them keeps the value whole.
+    """
+    text = "true" if value is True else "false" if value is False else str(value)
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace('"', '\\"')
 
 
 def command_output(response: Response) -> str:

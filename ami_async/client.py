@@ -171,7 +171,10 @@ class Client(ActionsMixin):
         self._disconnect_hooks.append(hook)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Return once connected; raise if the client is closed or gave up."""
+        """Return once connected; raise if the client is closed or gave up.
+
+        ``TimeoutError`` after ``timeout`` seconds (default: the connect timeout).
+        """
         deadline = self.timeout if timeout is None else timeout
         try:
             async with _timeout(deadline):
@@ -181,7 +184,7 @@ class Client(ActionsMixin):
                     self._state_waiters.append(waiter)
                     await waiter
         except asyncio.TimeoutError:
-            raise ActionTimeoutError(f"not connected within {deadline} s") from None
+            raise TimeoutError(f"not connected within {deadline} s") from None
 
     def _raise_if_done(self) -> None:
         if self._failure is not None:
@@ -518,6 +521,14 @@ class Client(ActionsMixin):
 
     # -- actions ------------------------------------------------------------------------------
 
+    def _budget(self, timeout: float | None) -> float:
+        """The timeout of one action: ``timeout``, or the client's ``action_timeout``."""
+        if timeout is None:
+            return self.action_timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        return float(timeout)
+
     def _next_action_id(self) -> str:
         return f"{self._id_prefix}-{next(self._counter)}"
 
@@ -573,6 +584,17 @@ class Client(ActionsMixin):
         loop = asyncio.get_running_loop()
 
         def expire() -> None:
+            logger.debug(
+                "%s timed out after %s s (ActionID %s)",
+                pending.action,
+                timeout,
+                pending.action_id,
+                extra={
+                    "ami_host": f"{self.host}:{self.port}",
+                    "ami_action": pending.action,
+                    "ami_action_id": pending.action_id,
+                },
+            )
             self._dispatcher.discard(pending)
             pending.fail(
                 ActionTimeoutError(
@@ -609,7 +631,7 @@ class Client(ActionsMixin):
         check: bool,
     ) -> Response:
         pending, data, protocol = self._prepare(protocol, name, headers, check=check)
-        return await self._run(pending, data, protocol, timeout or self.action_timeout)
+        return await self._run(pending, data, protocol, self._budget(timeout))
 
     async def send_action(
         self,
@@ -637,7 +659,7 @@ class Client(ActionsMixin):
         check: bool = True,
     ) -> Response:
         pending, data, protocol = self._prepare(self._live(), name, headers, check=check)
-        return await self._run(pending, data, protocol, timeout or self.action_timeout)
+        return await self._run(pending, data, protocol, self._budget(timeout))
 
     def _live(self) -> AMIProtocol | None:
         return self._protocol if self._ready else None
@@ -672,7 +694,7 @@ class Client(ActionsMixin):
         pending, data, protocol = self._prepare(
             self._live(), name, headers, check=check, follow=follow
         )
-        response = await self._run(pending, data, protocol, timeout or self.action_timeout)
+        response = await self._run(pending, data, protocol, self._budget(timeout))
         return response, pending.follow_event
 
     async def collect(
@@ -704,7 +726,7 @@ class Client(ActionsMixin):
         pending, data, protocol = self._prepare(
             self._live(), name, headers, check=True, is_list=True, complete_event=complete_event
         )
-        response = await self._run(pending, data, protocol, timeout or self.action_timeout)
+        response = await self._run(pending, data, protocol, self._budget(timeout))
         return EventList(response, list(pending.items), pending.complete)
 
     async def stream(
@@ -730,10 +752,15 @@ class Client(ActionsMixin):
             complete_event=complete_event,
             streaming=True,
         )
-        wait = timeout or self.action_timeout
+        wait = self._budget(timeout)
         loop = asyncio.get_running_loop()
         try:
-            await protocol.drain()
+            try:
+                await asyncio.wait_for(protocol.drain(), wait)
+            except asyncio.TimeoutError:
+                raise ActionTimeoutError(
+                    f"{name}: could not be written within {wait} s", name
+                ) from None
             protocol.write(data)
             items = pending.items
             while True:

@@ -23,11 +23,15 @@ __all__ = ["AMIProtocol"]
 logger = logging.getLogger("ami_async")
 wire_logger = logging.getLogger("ami_async.wire")
 
-_SECRET_LINE: Final = re.compile(rb"(?im)^((?:secret|key)[ \t]*:)[^\r\n]*")
+_SECRET_LINE: Final = re.compile(rb"(?im)^(secret[ \t]*:)[^\r\n]*")
+_SECRET_OR_KEY_LINE: Final = re.compile(rb"(?im)^((?:secret|key)[ \t]*:)[^\r\n]*")
 
 
 def redact(data: bytes) -> bytes:
-    """``data`` with the value of every ``Secret:``/``Key:`` line replaced."""
+    """``data`` with the value of every ``Secret:`` line replaced, and of ``Key:`` lines
+    in frames that carry ``AuthType`` (an MD5 login; DBGet's ``Key`` is no secret)."""
+    if b"authtype" in data.lower():
+        return _SECRET_OR_KEY_LINE.sub(rb"\1 ********", data)
     return _SECRET_LINE.sub(rb"\1 ********", data)
 
 

@@ -214,7 +214,8 @@ class Subscription:
     Use it with ``async for``; ``async with`` (or :meth:`close`, or leaving an
     ``async for`` with ``break``) unregisters it. With ``overflow="error"`` a
     full queue records a gap and the reader gets :class:`SubscriptionOverflowError`
-    exactly where the events were lost (it may go on reading afterwards); with
+    exactly where the events were lost; the subscription stays registered, so
+    ``get()`` or a new ``async for`` reads on from just after the gap. With
     ``"drop_oldest"`` the oldest events make room and :attr:`dropped` counts them.
     """
 
@@ -328,15 +329,23 @@ class Subscription:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Event]:
+        overflowed = False
         try:
             while True:
-                event = await self._next(None)
+                try:
+                    event = await self._next(None)
+                except SubscriptionOverflowError:
+                    # Ends this loop but keeps the subscription: ``async for`` again
+                    # (or ``get()``) reads on from just after the gap.
+                    overflowed = True
+                    raise
                 if event is None:
                     return
                 yield event
         finally:
-            # ``break`` out of ``async for`` (the generator is closed): unregister.
-            self.close()
+            if not overflowed:
+                # ``break`` out of ``async for`` (the generator is closed): unregister.
+                self.close()
 
     def close(self) -> None:
         """Unregister; queued events are discarded."""
@@ -401,18 +410,19 @@ class HandlerRunner:
         queue = self._queue
         if len(queue) >= self.maxsize:
             self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.error(
+                    "event handler %s is too slow: its queue (maxsize=%d) is full; "
+                    "%d event(s) dropped so far (%s)",
+                    self._name(),
+                    self.maxsize,
+                    self.dropped,
+                    "oldest first" if self.overflow == "drop_oldest" else "newest refused",
+                    extra={"ami_event": event.name},
+                )
             if self.overflow == "drop_oldest":
                 queue.popleft()
             else:
-                if self.dropped == 1 or self.dropped % 1000 == 0:
-                    logger.error(
-                        "event handler %s is too slow: its queue (maxsize=%d) is full; "
-                        "%d event(s) dropped so far (latest: %s)",
-                        self._name(),
-                        self.maxsize,
-                        self.dropped,
-                        event.name,
-                    )
                 return
         queue.append(event)
         if self._task is None:
@@ -463,6 +473,7 @@ class Dispatcher:
         self._targets: list[tuple[_Matcher, Subscription | HandlerRunner]] = []
         self._route_cache: dict[str, list[tuple[_Matcher, Subscription | HandlerRunner]]] = {}
         self._seq = itertools.count()
+        self._abandoned: dict[str, None] = {}
         self.unmatched_responses = 0
 
     # -- pending actions -------------------------------------------------------------
@@ -480,6 +491,13 @@ class Dispatcher:
             del self.pending[pending.action_id]
             if pending.wants_events:
                 self._event_waiters -= 1
+            if pending.is_list and pending.complete is None:
+                # Abandoned before its end (timeout, cancel, break): the rest of the
+                # list still belongs to it and must not reach the subscribers.
+                abandoned = self._abandoned
+                abandoned[pending.action_id] = None
+                if len(abandoned) > 1024:
+                    del abandoned[next(iter(abandoned))]
 
     def fail_all(self, exc_factory: Callable[[Pending], BaseException]) -> None:
         """Fail every pending action (the link is gone); they are never re-sent."""
@@ -567,7 +585,7 @@ class Dispatcher:
         """Route every message of one read, in wire order."""
         for msg in messages:
             if isinstance(msg, Event):
-                if self._event_waiters and self._event_for_action(msg):
+                if (self._event_waiters or self._abandoned) and self._event_for_action(msg):
                     continue
                 self.broadcast(msg)
             elif isinstance(msg, Response):
@@ -636,6 +654,13 @@ class Dispatcher:
             return False
         pending = self.pending.get(action_id)
         if pending is None:
+            if action_id in self._abandoned:
+                marker = event.get("EventList")
+                if (marker is not None and marker.lower() in _LIST_END) or event.name.endswith(
+                    "Complete"
+                ):
+                    del self._abandoned[action_id]
+                return True  # a late item of an abandoned list: dropped
             return False
         if pending.is_list:
             if not pending.list_open:

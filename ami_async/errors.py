@@ -65,6 +65,10 @@ class ActionError(AMIError):
         self.response = response
         self.action = action
         text = response.get("Message") or response.get("Response") or "error"
+        output = response.get_all("Output")
+        if output:  # a failing CLI command (Asterisk 14+): the reason is in the output
+            shown = " / ".join(line.strip() for line in output[:3] if line.strip())
+            text = f"{text}: {shown}" if shown else text
         prefix = f"{action}: " if action else ""
         super().__init__(f"{prefix}{text}")
 

@@ -506,3 +506,83 @@ async def test_logoff_closes_without_reconnecting(pbx: FakeAsterisk) -> None:
     assert response["Response"] == "Goodbye"
     assert client.closed
     assert not client.connected
+
+
+# -- review fixes ----------------------------------------------------------------------------
+
+
+async def test_items_of_an_abandoned_list_never_reach_subscribers(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    release = asyncio.Event()
+
+    def late_list(session: FakeSession, action: Message) -> None:
+        async def run() -> None:
+            await session.send(make_response(action, "Success", EventList="start"))
+            await release.wait()  # the items come after the client gave up
+            for i in range(2):
+                item = with_action_id(action, [("Event", "TestItem"), ("Seq", str(i))])
+                await session.send(item)
+                await session.send([("Event", "Unrelated"), ("N", str(i))])
+            done = with_action_id(action, [("Event", "TestListComplete")])
+            await session.send([*done, ("EventList", "Complete")])
+
+        _background.add(asyncio.ensure_future(run()))
+
+    pbx.on_action("LateList", late_list)
+    sub = ami.events("TestItem", "TestListComplete", "Unrelated")
+    with pytest.raises(ActionTimeoutError):
+        await ami.collect("LateList", timeout=0.1)
+    release.set()
+    await pbx.emit("Unrelated", N="last")
+    await ami.ping()
+    names = []
+    while (ev := sub.get_nowait()) is not None:
+        names.append(ev.get("N") or ev.name)
+    assert sorted(names) == ["0", "1", "last"]  # the list items were dropped
+
+
+async def test_overflow_in_async_for_keeps_the_subscription(pbx: FakeAsterisk, ami: Client) -> None:
+    sub = ami.events("UserEvent", maxsize=2)
+    for i in range(4):
+        await pbx.emit("UserEvent", Seq=str(i))
+    await ami.ping()
+    seen: list[str] = []
+
+    async def read_until_gap() -> None:
+        async for ev in sub:
+            seen.append(ev["Seq"])
+
+    with pytest.raises(SubscriptionOverflowError):
+        await read_until_gap()
+    assert seen == ["0", "1"]
+    assert not sub.closed
+    await pbx.emit("UserEvent", Seq="4")
+    async for ev in sub:  # reading goes on after the gap
+        seen.append(ev["Seq"])
+        break
+    assert seen == ["0", "1", "4"]
+
+
+async def test_originate_variables_are_escaped_for_asterisk(pbx: FakeAsterisk, ami: Client) -> None:
+    await ami.originate(
+        "Local/100@test", application="Wait", data="1", variables={"V": 'a,b "c" \\d'}
+    )
+    sent = [a for a in pbx.actions if a["Action"] == "Originate"][-1]
+    assert sent.get_all("Variable") == ['V=a\\,b \\"c\\" \\\\d']
+
+
+async def test_originate_refuses_an_async_override(ami: Client) -> None:
+    with pytest.raises(ValueError, match="Async"):
+        await ami.originate("Local/1@x", application="Wait", Async="false")
+
+
+async def test_a_zero_timeout_is_refused(ami: Client) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await ami.ping(timeout=0)
+
+
+async def test_failing_cli_command_error_says_why(pbx: FakeAsterisk, ami: Client) -> None:
+    with pytest.raises(ActionError) as info:
+        await ami.command("this is not a command")
+    assert "No such command" in str(info.value)
