@@ -128,6 +128,7 @@ class Client(ActionsMixin):
         self._protocol: AMIProtocol | None = None
         self._ready = False
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
         self._state_waiters: list[asyncio.Future[None]] = []
         self._keepalive: asyncio.Task[None] | None = None
@@ -389,6 +390,10 @@ class Client(ActionsMixin):
         )
         if not was_ready or self._closed:
             return  # a failed attempt: _open() reports it
+        if protocol.expect_close:
+            logger.info("logged off from %s", label, extra={"ami_host": label})
+            self._spawn(self.close(logoff=False))
+            return
         logger.warning("connection to %s lost%s", label, reason, extra={"ami_host": label})
         lost = ConnectionLostError(f"connection to {label} lost{reason}")
         if cause is not None:
@@ -483,30 +488,37 @@ class Client(ActionsMixin):
         """Log off (best effort, briefly), close the link and end every task the client started.
 
         Pending actions fail with :class:`ConnectionLostError`; ``events()``
-        iterators end; nothing the client started keeps running.
+        iterators end; nothing the client started keeps running. Safe to call
+        more than once, and from several tasks at a time.
         """
-        if self._closed and self._protocol is None and not self._tasks:
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
             return
-        protocol = self._protocol
-        if logoff and protocol is not None and self.connected:
-            with contextlib.suppress(AMIError, OSError):
-                await self._request(protocol, "Logoff", {}, timeout=1.0, check=False)
-        self._closed = True
-        self._ready = False
-        self._protocol = None
-        self._dispatcher.fail_all(
-            lambda p: ConnectionLostError(f"{p.action}: the client was closed")
-        )
-        if protocol is not None:
-            protocol.close()
-        self._dispatcher.end_subscriptions(None)
-        self._dispatcher.stop_handlers()
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._wake_state_waiters()
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            protocol = self._protocol
+            if logoff and protocol is not None and self.connected:
+                protocol.expect_close = True  # the Goodbye's close is not a loss
+                with contextlib.suppress(AMIError, OSError):
+                    await self._request(protocol, "Logoff", {}, timeout=1.0, check=False)
+            self._closed = True
+            self._ready = False
+            self._protocol = None
+            self._dispatcher.fail_all(
+                lambda p: ConnectionLostError(f"{p.action}: the client was closed")
+            )
+            if protocol is not None:
+                protocol.close()
+            self._dispatcher.end_subscriptions(None)
+            self._dispatcher.stop_handlers()
+            tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._wake_state_waiters()
+        finally:
+            self._closing.set_result(None)
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -659,7 +671,13 @@ class Client(ActionsMixin):
         check: bool = True,
     ) -> Response:
         pending, data, protocol = self._prepare(self._live(), name, headers, check=check)
-        return await self._run(pending, data, protocol, self._budget(timeout))
+        if name.lower() == "logoff":
+            # The server answers Goodbye and closes: that close is ours, not a loss.
+            protocol.expect_close = True
+        response = await self._run(pending, data, protocol, self._budget(timeout))
+        if protocol.expect_close and response.get("Response", "").lower() != "goodbye":
+            protocol.expect_close = False
+        return response
 
     def _live(self) -> AMIProtocol | None:
         return self._protocol if self._ready else None

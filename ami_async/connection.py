@@ -54,6 +54,8 @@ class AMIProtocol(asyncio.Protocol):
         self.trace = trace
         self.label = label
         self.closed = False
+        #: Set when we sent Logoff: the server's close that follows is expected.
+        self.expect_close = False
         #: Why the connection ended (``None`` for a clean EOF or a local close).
         self.cause: BaseException | None = None
         self._loop = asyncio.get_running_loop()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .message import Message
+    from .message import Message, Response
 
 __all__ = [
     "AMIConnectionError",
@@ -61,7 +61,7 @@ class ActionError(AMIError):
     ``response`` is the whole answer; ``action`` the action's name when known.
     """
 
-    def __init__(self, response: Message, action: str | None = None) -> None:
+    def __init__(self, response: Response, action: str | None = None) -> None:
         self.response = response
         self.action = action
         text = response.get("Message") or response.get("Response") or "error"

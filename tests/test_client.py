@@ -586,3 +586,34 @@ async def test_failing_cli_command_error_says_why(pbx: FakeAsterisk, ami: Client
     with pytest.raises(ActionError) as info:
         await ami.command("this is not a command")
     assert "No such command" in str(info.value)
+
+
+async def test_logoff_sent_as_an_action_is_not_a_lost_connection(
+    pbx: FakeAsterisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost: list[BaseException | None] = []
+    client = client_for(pbx, on_disconnect=lambda c, exc: lost.append(exc))
+    await client.connect()
+    sub = client.events()
+    with caplog.at_level(logging.WARNING, logger="ami_async"):
+        response = await client.send_action("Logoff")
+        assert response["Response"] == "Goodbye"
+        await asyncio.wait_for(_drain(sub), 2)  # the iterator ends: the client closed
+    assert client.closed
+    assert client.reconnects == 0
+    assert lost == []
+    assert not [r for r in caplog.records if "lost" in r.getMessage()]
+
+
+async def _drain(sub: ami_async.Subscription) -> None:
+    async for _ in sub:
+        pass
+
+
+async def test_close_twice_and_concurrently(pbx: FakeAsterisk) -> None:
+    client = client_for(pbx)
+    await client.connect()
+    await asyncio.gather(client.close(), client.close())
+    await client.close()
+    assert client.closed
+    assert [a["Action"] for a in pbx.actions].count("Logoff") == 1
