@@ -594,29 +594,7 @@ class Client(ActionsMixin):
     ) -> Response:
         """Write the action and wait for its answer, removing it from the table on any exit."""
         loop = asyncio.get_running_loop()
-
-        def expire() -> None:
-            logger.debug(
-                "%s timed out after %s s (ActionID %s)",
-                pending.action,
-                timeout,
-                pending.action_id,
-                extra={
-                    "ami_host": f"{self.host}:{self.port}",
-                    "ami_action": pending.action,
-                    "ami_action_id": pending.action_id,
-                },
-            )
-            self._dispatcher.discard(pending)
-            pending.fail(
-                ActionTimeoutError(
-                    f"{pending.action}: no complete answer within {timeout} s "
-                    f"(ActionID {pending.action_id})",
-                    pending.action,
-                )
-            )
-
-        handle = loop.call_later(timeout, expire)
+        handle = loop.call_later(timeout, self._expire, pending, timeout)
         try:
             if protocol._paused:
                 drain = asyncio.ensure_future(protocol.drain())
@@ -632,6 +610,28 @@ class Client(ActionsMixin):
         finally:
             handle.cancel()
             self._dispatcher.discard(pending)
+
+    def _expire(self, pending: Pending, timeout: float) -> None:
+        """The timer of an action: no (complete) answer in time."""
+        logger.debug(
+            "%s timed out after %s s (ActionID %s)",
+            pending.action,
+            timeout,
+            pending.action_id,
+            extra={
+                "ami_host": f"{self.host}:{self.port}",
+                "ami_action": pending.action,
+                "ami_action_id": pending.action_id,
+            },
+        )
+        self._dispatcher.discard(pending)
+        pending.fail(
+            ActionTimeoutError(
+                f"{pending.action}: no complete answer within {timeout} s "
+                f"(ActionID {pending.action_id})",
+                pending.action,
+            )
+        )
 
     async def _request(
         self,
@@ -660,7 +660,10 @@ class Client(ActionsMixin):
         No answer within ``timeout`` (default ``action_timeout``) raises
         :class:`ActionTimeoutError`; a lost link :class:`ConnectionLostError`.
         """
-        return await self._send(name, headers, timeout=timeout, check=check)
+        if name.lower() == "logoff":
+            return await self._send(name, headers, timeout=timeout, check=check)
+        pending, data, protocol = self._prepare(self._live(), name, headers, check=check)
+        return await self._run(pending, data, protocol, self._budget(timeout))
 
     async def _send(
         self,

@@ -137,7 +137,7 @@ class Pending:
         # the follow-up event is in.
         self.future: asyncio.Future[Response] = loop.create_future()
         self.response: Response | None = None
-        self.items: collections.deque[Event] = collections.deque()
+        self.items: collections.deque[Event] = collections.deque() if is_list else _NO_ITEMS
         self.complete: Event | None = None
         self.follow_event: Event | None = None
         self.list_open = False
@@ -164,6 +164,9 @@ class Pending:
             assert self.response is not None
             self.future.set_result(self.response)
         self._wake()
+
+
+_NO_ITEMS: Final[collections.deque[Event]] = collections.deque(maxlen=0)
 
 
 class _Gap:
@@ -330,8 +333,11 @@ class Subscription:
 
     async def _iterate(self) -> AsyncIterator[Event]:
         overflowed = False
+        queue = self._queue
         try:
             while True:
+                while queue and type(queue[0]) is not _Gap:
+                    yield queue.popleft()  # type: ignore[misc]
                 try:
                     event = await self._next(None)
                 except SubscriptionOverflowError:
@@ -570,14 +576,11 @@ class Dispatcher:
             runner.stop()
 
     def _routes(self, name: str) -> list[tuple[_Matcher, Subscription | HandlerRunner]]:
+        """The targets of events named ``name`` (cached by the name as received)."""
         low = name.lower()
-        routes = self._route_cache.get(low)
-        if routes is None:
-            routes = [(m, t) for m, t in self._targets if m.matches_name(low)]
-            if len(self._route_cache) > 4096:
-                self._route_cache.clear()
-            self._route_cache[low] = routes
-        return routes
+        if len(self._route_cache) > 4096:
+            self._route_cache.clear()
+        return [(m, t) for m, t in self._targets if m.matches_name(low)]
 
     # -- incoming messages -----------------------------------------------------------
 
@@ -594,9 +597,10 @@ class Dispatcher:
                 logger.warning("dropping a message with neither Event nor Response: %r", msg)
 
     def broadcast(self, event: Event) -> None:
-        routes = self._route_cache.get(event.name.lower())
+        name = event.name
+        routes = self._route_cache.get(name)
         if routes is None:
-            routes = self._routes(event.name)
+            routes = self._route_cache[name] = self._routes(name)
         for matcher, target in routes:
             predicate = matcher.predicate
             if predicate is not None:
@@ -627,7 +631,7 @@ class Dispatcher:
             pending.fail(ActionError(msg, pending.action))
             return
         if pending.is_list:
-            marker = msg.get("EventList")
+            marker = msg.peek("EventList")
             if (marker is not None and marker.lower() == "start") or (
                 marker is None and pending.complete_name is not None
             ):
@@ -655,7 +659,7 @@ class Dispatcher:
         pending = self.pending.get(action_id)
         if pending is None:
             if action_id in self._abandoned:
-                marker = event.get("EventList")
+                marker = event.peek("EventList")
                 if (marker is not None and marker.lower() in _LIST_END) or event.name.endswith(
                     "Complete"
                 ):
@@ -665,10 +669,9 @@ class Dispatcher:
         if pending.is_list:
             if not pending.list_open:
                 return False
-            marker = event.get("EventList")
-            if (marker is not None and marker.lower() in _LIST_END) or (
+            if (
                 pending.complete_name is not None and event.name.lower() == pending.complete_name
-            ):
+            ) or ((marker := event.peek("EventList")) is not None and marker.lower() in _LIST_END):
                 pending.complete = event
                 self.discard(pending)
                 pending.finish()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, TypeVar, overload
 
-__all__ = ["Event", "Message", "Response", "make_message"]
+__all__ = ["Event", "Message", "Response", "make_message", "new_event", "new_response"]
 
 _T = TypeVar("_T")
 _MISSING: Final = object()
@@ -177,7 +177,29 @@ class Message(Mapping[str, str]):
     @property
     def action_id(self) -> str | None:
         """The ``ActionID`` header, or ``None``."""
-        return self.get("ActionID")
+        return self.peek("ActionID")
+
+    def peek(self, key: str) -> str | None:
+        """Like ``get(key)``, but without parsing every header when it can be avoided.
+
+        Routing reads ``ActionID`` and ``EventList`` of every list item; Asterisk
+        writes them exactly so, at a line start, which a plain search finds. Any
+        other spelling falls back to the full, case-insensitive parse.
+        """
+        text = self._text
+        if text is None:
+            return self.get(key)
+        tag = key + ": "
+        pos = text.find(tag)
+        while pos > 0 and text[pos - 1] != "\n":
+            pos = text.find(tag, pos + 1)
+        if pos >= 0:
+            end = text.find("\n", pos)
+            value = text[pos + len(tag) :] if end < 0 else text[pos + len(tag) : end]
+            return value[:-1] if value[-1:] == "\r" else value
+        if key.lower() + ":" not in text.lower():
+            return None
+        return self.get(key)
 
     @property
     def variables(self) -> dict[str, str]:
@@ -232,6 +254,11 @@ class Response(Message):
     @property
     def response(self) -> str:
         """The ``Response:`` value (``Success``, ``Error``, ``Follows``, ``Goodbye``...)."""
+        text = self._text
+        if text is not None and text.startswith("Response: "):
+            end = text.find("\n")
+            value = text[10:] if end < 0 else text[10:end]
+            return value[:-1] if value[-1:] == "\r" else value
         return self.get("Response", "")
 
     @property
@@ -289,6 +316,32 @@ class Event(Message):
 
 
 _E = TypeVar("_E", bound=Event)
+
+
+def new_event(text: str, name: str) -> Event:
+    """An Event over the text of a frame whose name is already known (the parser's fast path)."""
+    ev = _new(Event)
+    ev._text = text
+    ev._headers = None
+    ev._bare = ()
+    ev._index = None
+    ev._body = None
+    ev._name = name
+    return ev
+
+
+def new_response(text: str) -> Response:
+    """A Response over the text of a frame, parsed on first use (the parser's fast path)."""
+    msg = _new(Response)
+    msg._text = text
+    msg._headers = None
+    msg._bare = ()
+    msg._index = None
+    msg._body = None
+    return msg
+
+
+_new = object.__new__
 
 
 def make_message(

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final, TypeAlias
 
 from .errors import InvalidActionError, ProtocolError
-from .message import SECRET_KEYS, Event, Message, Response, make_message
+from .message import SECRET_KEYS, Message, Response, make_message, new_event, new_response
 from .message import _split_lines as split_lines
 
 __all__ = ["DEFAULT_MAX_FRAME_SIZE", "HeaderScalar", "HeaderValue", "Parser", "encode_action"]
@@ -96,34 +96,58 @@ class Parser:
             # one more traceback entry (and keep a frame alive) every time.
             raise ProtocolError(str(self._broken), self._broken.data) from self._broken
         buf = self._buf
-        buf += data
+        if buf or self._expect_banner:
+            buf += data
+            work: bytes | bytearray = buf
+            if self._expect_banner and not self._take_banner():
+                self._check_size()
+                return []
+        else:
+            # Nothing pending (the usual case): parse the chunk in place, no copy.
+            work = data
         out: list[Message] = []
-        if self._expect_banner and not self._take_banner():
-            self._check_size()
-            return out
+        append = out.append
+        build = _build
         start = 0
-        n = len(buf)
+        n = len(work)
         while start < n:
-            # Stray empty lines between frames are skipped.
-            first = buf[start]
-            if first == 0x0A:
-                start += 1
-                continue
-            if first == 0x0D:
+            first = work[start]
+            if first == 0x0A or first == 0x0D:  # stray empty lines between frames
+                if first == 0x0A:
+                    start += 1
+                    continue
                 if start + 1 >= n:
                     break  # a lone CR: wait for the next byte
-                if buf[start + 1] == 0x0A:
+                if work[start + 1] == 0x0A:
                     start += 2
                     continue
-            if buf[start : start + 17].lower() == _FOLLOWS:
-                content_end, frame_end = self._find_follows_end(start, n)
+            if (first == 0x52 or first == 0x72) and work[start : start + 17].lower() == _FOLLOWS:
+                content_end, frame_end = self._find_follows_end(work, start, n)
+                if frame_end < 0:
+                    break
+                append(_build_follows(work[start:content_end]))
+                start = frame_end
+                continue
+            # One find covers CRLF CRLF (and LF CRLF); a second, bounded by the
+            # first hit, covers bare LF LF. Both resume where the last call stopped.
+            scan = self._scan if self._scan > start else start
+            crlf = work.find(b"\n\r\n", scan)
+            lflf = work.find(b"\n\n", scan, n if crlf < 0 else crlf + 1)
+            if lflf >= 0:
+                append(build(work[start : lflf + 1]))
+                start = lflf + 2
+            elif crlf >= 0:
+                append(build(work[start : crlf + 1]))
+                start = crlf + 3
             else:
-                content_end, frame_end = self._find_blank_line(start, n)
-            if frame_end < 0:
+                self._scan = max(start, n - 2)
                 break
-            out.append(self._build(bytes(buf[start:content_end])))
-            start = frame_end
-        if start:
+            self._scan = 0
+        if work is data:
+            if start < n:
+                self._buf = bytearray(data[start:])
+                self._scan = max(0, self._scan - start)
+        elif start:
             del buf[:start]
             self._scan = max(0, self._scan - start)
         self._check_size()
@@ -156,26 +180,10 @@ class Parser:
             del buf[: nl + 1]
         return True
 
-    def _find_blank_line(self, start: int, n: int) -> tuple[int, int]:
-        """``(content_end, next_frame_start)`` of the frame at ``start``, or ``(-1, -1)``."""
-        buf = self._buf
-        scan = self._scan if self._scan > start else start
-        # One find covers CRLF CRLF (and LF CRLF); a second, bounded by the first
-        # hit, covers bare LF LF. Both resume where the last call stopped.
-        crlf = buf.find(b"\n\r\n", scan)
-        lflf = buf.find(b"\n\n", scan, n if crlf < 0 else crlf + 1)
-        if lflf >= 0:
-            self._scan = 0
-            return lflf + 1, lflf + 2
-        if crlf >= 0:
-            self._scan = 0
-            return crlf + 1, crlf + 3
-        self._scan = max(start, n - 2)
-        return -1, -1
+    def _find_follows_end(self, buf: bytes | bytearray, start: int, n: int) -> tuple[int, int]:
+        """``(content_end, next_frame_start)`` of a ``Response: Follows`` frame, or ``(-1, -1)``.
 
-    def _find_follows_end(self, start: int, n: int) -> tuple[int, int]:
-        """Like :meth:`_find_blank_line` for a ``Response: Follows`` frame."""
-        buf = self._buf
+        It ends only at ``--END COMMAND--`` followed by an empty line."""
         scan = max(start, self._scan - len(_END_COMMAND))
         while True:
             marker = buf.find(_END_COMMAND, scan)
@@ -204,25 +212,29 @@ class Parser:
                 return -1, -1
             scan = marker + 1  # the marker's text inside the output: keep looking
 
-    def _build(self, content: bytes) -> Message:
-        if content[:17].lower() == _FOLLOWS:
-            return _build_follows(content)
-        text = _decode(content)
-        if text.startswith("Event: "):
-            eol = text.find("\n")
-            name = text[7:eol] if eol >= 0 else text[7:]
-            if name.endswith("\r"):
-                name = name[:-1]
-            return Event._from_text_named(text, name)
-        if text.startswith("Response: ") and "\nevent:" not in text.lower():
-            return Response._from_text(text)
-        headers, bare = split_lines(text)
-        return make_message(headers, bare_lines=bare)
+
+def _build(content: bytes | bytearray) -> Message:
+    """One frame (without its terminating empty line) as a message."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = content.decode("utf-8", "surrogateescape")
+    if text.startswith("Event: "):
+        # The common case: the name is read now, the rest only when asked for.
+        eol = text.find("\n")
+        name = text[7:eol] if eol >= 0 else text[7:]
+        if name[-1:] == "\r":
+            name = name[:-1]
+        return new_event(text, name)
+    if text.startswith("Response: ") and "\nevent:" not in text.lower():
+        return new_response(text)
+    headers, bare = split_lines(text)
+    return make_message(headers, bare_lines=bare)
 
 
-def _build_follows(content: bytes) -> Response:
+def _build_follows(content: bytes | bytearray) -> Response:
     """A pre-14 Command answer: CRLF header lines, then raw CLI text up to the marker."""
-    text = _decode(content)
+    text = _decode(bytes(content))
     headers: list[tuple[str, str]] = []
     pos = 0
     while True:
@@ -267,6 +279,43 @@ def encode_action(
     empty key or action name raise :class:`~ami_async.errors.InvalidActionError`
     (a ``ValueError``) before anything is produced.
     """
+    items = headers.items() if isinstance(headers, Mapping) else list(headers)
+    # Fast path for the usual str/int headers: build the frame, then check it
+    # once (every line must end in exactly one CRLF, no NUL). Anything unusual,
+    # and every error, goes through the checking encoder, which says what is wrong.
+    if type(name) is not str or not name.strip() or ":" in name:
+        return _encode_checked(name, items)
+    parts = [f"Action: {name}\r\n"]
+    for key, value in items:
+        kind = type(value)
+        if (
+            (kind is str or kind is int)
+            and type(key) is str
+            and key
+            and ":" not in key
+            and key.strip() == key
+            and (len(key) != 6 or key.lower() != "action")
+        ):
+            parts.append(f"{key}: {value}\r\n")
+        else:
+            return _encode_checked(name, items)
+    parts.append("\r\n")
+    text = "".join(parts)
+    lines = len(parts)
+    if text.count("\n") != lines or text.count("\r") != lines or "\x00" in text:
+        return _encode_checked(name, items)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        pass  # a lone surrogate; raised below, outside this handler (no secret in __context__)
+    return _encode_checked(name, items)
+
+
+def _encode_checked(
+    name: str,
+    headers: Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] = (),
+) -> bytes:
+    """:func:`encode_action` with every check made as it goes, for precise errors."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidActionError("the action name must be a non-empty string")
     _check("value", "Action", name)
