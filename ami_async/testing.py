@@ -4,13 +4,22 @@ It speaks the wire protocol the way Asterisk 22 does (texts copied from the
 recordings in ``shared/fixtures/asterisk-22``): the one-line banner, plain and
 MD5 login, ``Permission denied`` before login, Ping, Events, Command (modern
 ``Output:`` lines or the Asterisk 13 ``Response: Follows`` frame), UserEvent,
-a minimal Originate, empty channel lists, AstDB and global variables::
+AstDB and variables. Behind it runs a simulated PBX (:class:`SimPBX`, on by
+default): Originate creates Local channels that run a small dialplan (the
+recordings' ``[test]`` context: 100 answers and waits 2 s, 450 dials 100, 600
+sends a UserEvent, 400/410 queue, 999 does not exist) and sends the events a
+real Asterisk 22 sends; Hangup, Redirect, Status, CoreShowChannels,
+Getvar/Setvar, QueueStatus/QueueSummary and ``core show channels`` see those
+channels::
 
-    async with FakeAsterisk() as fake:
+    async with FakeAsterisk(time_scale=0.05) as fake:   # Wait(1) lasts 50 ms
+        fake.pbx.add_extension("test", "123", "Answer")
+        fake.pbx.add_extension("test", "123", "Wait", "1")
         reader, writer = await asyncio.open_connection(fake.host, fake.port)
         ...
         await fake.emit("Hangup", {"Privilege": "call,all", "Channel": "PJSIP/100-00000001"})
         action = await fake.wait_for_action("Originate")
+        await fake.pbx.wait_idle()                        # every call has ended
 
 Any action can be overridden with :meth:`FakeAsterisk.on_action` (a handler)
 or :meth:`FakeAsterisk.script` (fixed answers), and :meth:`FakeAsterisk.replay`
@@ -18,8 +27,9 @@ serves later connections from a recorded ``.ami`` transcript instead. Fault
 injection: :meth:`~FakeAsterisk.drop`, :meth:`~FakeAsterisk.stall` /
 :meth:`~FakeAsterisk.resume`, :meth:`~FakeAsterisk.send_raw`.
 
-It is a test double, not a PBX: there are no channels, so lists are empty and
-actions on a channel answer ``No such channel``.
+``FakeAsterisk(pbx=False)`` is the bare test double: no channels, so lists are
+empty, actions on a channel answer ``No such channel``, and Originate answers
+at once with an ``OriginateResponse`` only.
 """
 
 from __future__ import annotations
@@ -40,16 +50,35 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, TypeAlias, cast
 
+from ._faultproxy import FaultProxy
+from ._simpbx import (
+    Dialplan,
+    OriginateRequest,
+    OriginateResult,
+    SimChannel,
+    SimPBX,
+    SimQueue,
+    SimQueueMember,
+    state_text,
+)
 from .errors import ProtocolError
 from .message import Message
 from .protocol import Parser
 
 __all__ = [
     "ActionHandler",
+    "Dialplan",
     "FakeAsterisk",
     "FakeSession",
+    "FaultProxy",
     "MessageLike",
+    "OriginateRequest",
+    "OriginateResult",
     "Reply",
+    "SimChannel",
+    "SimPBX",
+    "SimQueue",
+    "SimQueueMember",
     "make_response",
     "with_action_id",
 ]
@@ -335,6 +364,8 @@ class FakeSession:
         self._replay = _ReplayState(transcript) if transcript is not None else None
         self._challenge: str | None = None
         self._held: list[bytes | None] = []
+        # Events held while this session's action blocks (a synchronous Originate).
+        self._deferred: list[bytes] | None = None
         self._closing = False
         self._closed = False
         self._drain_lock = asyncio.Lock()
@@ -366,6 +397,22 @@ class FakeSession:
             self._close_now()
 
     # -- internals ---------------------------------------------------------------
+
+    def _write_event(self, data: bytes) -> None:
+        if self._deferred is not None:
+            self._deferred.append(data)
+        else:
+            self._write(data)
+
+    def _defer_events(self) -> None:
+        """Hold events, like Asterisk's session thread does while an action blocks it."""
+        if self._deferred is None:
+            self._deferred = []
+
+    def _release_events(self) -> None:
+        deferred, self._deferred = self._deferred, None
+        for data in deferred or ():
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         if self._closing or self._closed or not data:
@@ -460,6 +507,11 @@ class FakeAsterisk:
     Follows`` ... ``--END COMMAND--``); ``auth_failure_delay`` is the pause before
     ``Authentication failed`` (Asterisk sleeps 1 s); ``fully_booted`` sends
     ``Event: FullyBooted`` after a login whose event mask includes ``system``.
+
+    ``pbx`` (default True) runs the simulated PBX (:attr:`pbx`) behind the
+    actions; ``time_scale`` is real seconds per simulated second (``0.05``:
+    ``Wait(1)`` lasts 50 ms); ``cel=False`` / ``cdr=False`` leave out the CEL /
+    Cdr events, which a real Asterisk with cel_manager and cdr_manager sends.
     """
 
     def __init__(
@@ -474,6 +526,10 @@ class FakeAsterisk:
         auth_failure_delay: float = 1.0,
         fully_booted: bool = True,
         ssl: _ssl.SSLContext | None = None,
+        pbx: bool = True,
+        time_scale: float = 1.0,
+        cel: bool = True,
+        cdr: bool = True,
     ) -> None:
         if command_format not in ("modern", "legacy"):
             raise ValueError(f"command_format must be 'modern' or 'legacy': {command_format!r}")
@@ -499,7 +555,10 @@ class FakeAsterisk:
         self._transcript: _Transcript | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._returned: set[int] = set()
-        self._pbx = _Pbx(self)
+        self._sim = SimPBX(self._publish, time_scale=time_scale, cel=cel, cdr=cdr) if pbx else None
+        self._builtins = _Builtins(self)
+        if self._sim is not None:
+            self._sim.astdb = self._builtins.db
 
     def __repr__(self) -> str:
         state = "listening" if self._server is not None else "stopped"
@@ -511,7 +570,7 @@ class FakeAsterisk:
         """Bind and listen; afterwards ``host``/``port`` hold the bound address."""
         if self._server is not None:
             raise RuntimeError("FakeAsterisk is already started")
-        self._pbx.started = time.time()
+        self._builtins.started = time.time()
         self._server = await asyncio.start_server(
             self._on_connect, self.host, self.port, ssl=self.ssl
         )
@@ -520,6 +579,8 @@ class FakeAsterisk:
 
     async def close(self) -> None:
         """Close every session (after its pending output) and stop listening."""
+        if self._sim is not None:
+            await self._sim.close()
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -585,12 +646,22 @@ class FakeAsterisk:
     @property
     def db(self) -> dict[str, str]:
         """The AstDB as ``{"/family/key": value}`` (DBPut/DBGet/DBDel/DBDelTree)."""
-        return self._pbx.db
+        return self._builtins.db
 
     @property
     def global_variables(self) -> dict[str, str]:
         """Global channel variables (Setvar/Getvar without a Channel)."""
-        return self._pbx.variables
+        return self._builtins.variables
+
+    @property
+    def pbx(self) -> SimPBX:
+        """The simulated PBX: channels, dialplan, queues (``pbx.add_extension(...)``).
+
+        Raises RuntimeError for a ``FakeAsterisk(pbx=False)``.
+        """
+        if self._sim is None:
+            raise RuntimeError("this FakeAsterisk runs without a simulated PBX (pbx=False)")
+        return self._sim
 
     async def replay(
         self, path: str | os.PathLike[str], *, rewrite_action_ids: bool = True
@@ -726,9 +797,16 @@ class FakeAsterisk:
             s for s in self.sessions if s.authenticated and _mask_allows(s.events_mask, event)
         ]
         for session in targets:
-            session._write(data)
+            session._write_event(data)
         for session in targets:
             await session._drain()
+
+    def _publish(self, event: list[tuple[str, str]]) -> None:
+        """The simulated PBX's event sink: written at once, in order, to every listener."""
+        data = _encode_message(event)
+        for session in self.sessions:
+            if session.authenticated and _mask_allows(session.events_mask, event):
+                session._write_event(data)
 
     async def _send_event(self, session: FakeSession, event: Sequence[tuple[str, str]]) -> None:
         if _mask_allows(session.events_mask, event):
@@ -764,7 +842,7 @@ class FakeAsterisk:
                 if result is not None:
                     await session.send(*_messages(result))
                 return
-            builtin = self._pbx.actions.get(key)
+            builtin = self._builtins.actions.get(key)
             if builtin is None:
                 text = (
                     f"Invalid/unknown command: {name}. "
@@ -806,9 +884,9 @@ class FakeAsterisk:
                     session.close()
             return
         if name.lower() == "ping":  # a keepalive between recorded actions
-            await self._pbx.ping(session, frame)
+            await self._builtins.ping(session, frame)
         elif name.lower() == "logoff":  # a client shutting down after the transcript
-            await self._pbx.logoff(session, frame)
+            await self._builtins.logoff(session, frame)
         else:
             wanted = expected if expected is not None else "end of transcript"
             text = f"replay: unexpected action {name} (expected {wanted})"
@@ -853,15 +931,60 @@ def _uptime_text(seconds: int) -> str:
     return ", ".join(parts)
 
 
-class _Pbx:
-    """The built-in action handlers and the little state they keep (AstDB, globals)."""
+def _variables(action: Message) -> list[tuple[str, str]]:
+    """Originate's ``Variable:`` headers, each ``name=value`` or several comma-separated."""
+    pairs = []
+    for header in action.get_all("Variable"):
+        for item in header.split(","):
+            name, sep, value = item.partition("=")
+            if sep and name.strip():
+                pairs.append((name.strip(), value))
+    return pairs
+
+
+# ListCommands: the synopses and privileges of asterisk-22/listcommands.bin.
+_LISTED: Final = (
+    ("Challenge", "Generate Challenge for MD5 Auth.", "<none>"),
+    ("Command", "Execute Asterisk CLI Command.", "command,all"),
+    ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting,all"),
+    ("CoreShowChannels", "List currently active channels.", "system,reporting,all"),
+    ("CoreStatus", "Show PBX core status variables.", "system,reporting,all"),
+    ("DBDel", "Delete DB entry.", "system,all"),
+    ("DBDelTree", "Delete DB Tree.", "system,all"),
+    ("DBGet", "Get DB Entry.", "system,reporting,all"),
+    ("DBGetTree", "Get DB entries, optionally at a particular family/key", "system,reporting,all"),
+    ("DBPut", "Put DB entry.", "system,all"),
+    ("Events", "Control Event Flow.", "<none>"),
+    ("Filter", "Dynamically add filters for the current manager session.", "system,all"),
+    ("Getvar", "Gets a channel variable or function value.", "call,reporting,all"),
+    ("Hangup", "Hangup channel.", "system,call,all"),
+    ("ListCommands", "List available manager commands.", "<none>"),
+    ("Login", "Login Manager.", "<none>"),
+    ("Logoff", "Logoff Manager.", "<none>"),
+    ("Originate", "Originate a call.", "originate,all"),
+    ("Ping", "Keepalive command.", "<none>"),
+    ("QueueStatus", "Show queue status.", "<none>"),
+    ("QueueSummary", "Show queue summary.", "<none>"),
+    ("Redirect", "Redirect (transfer) a call.", "call,all"),
+    ("Setvar", "Sets a channel variable or function value.", "call,all"),
+    ("Status", "List channel status.", "system,call,reporting,all"),
+    ("UserEvent", "Send an arbitrary event.", "user,all"),
+)
+_ACTION_NAMES: Final = {name.lower(): name for name, _, _ in _LISTED}
+_SYNOPSES: Final = {name.lower(): f"{text}  (Priv: {priv})" for name, text, priv in _LISTED}
+_NORMAL_CLEARING: Final = 16
+
+
+class _Builtins:
+    """The built-in action handlers, their little state (AstDB, uptime) and the CLI."""
 
     def __init__(self, server: FakeAsterisk) -> None:
         self.server = server
         self.started = time.time()
         self.db: dict[str, str] = {}
-        self.variables: dict[str, str] = {}
-        self.calls = 0
+        sim = server._sim
+        self.variables: dict[str, str] = sim.global_variables if sim is not None else {}
+        self.calls = 0  # Originates seen without the simulated PBX
         self.actions: dict[str, _Builtin] = {
             "login": self.login,
             "challenge": self.challenge,
@@ -869,11 +992,15 @@ class _Pbx:
             "ping": self.ping,
             "events": self.events,
             "command": self.command,
+            "listcommands": self.listcommands,
             "userevent": self.userevent,
             "originate": self.originate,
             "coreshowchannels": self.coreshowchannels,
             "status": self.status,
             "hangup": self.hangup,
+            "redirect": self.redirect,
+            "queuestatus": self.queuestatus,
+            "queuesummary": self.queuesummary,
             "dbput": self.dbput,
             "dbget": self.dbget,
             "dbgettree": self.dbgettree,
@@ -900,6 +1027,25 @@ class _Pbx:
         # AMI 4.0.0 came with Asterisk 15, ... AMI 11.0.0 with Asterisk 22.
         return f"{int(major) + 11}.0.0" if major.isdigit() and int(major) >= 4 else "22.0.0"
 
+    @property
+    def channels(self) -> list[SimChannel]:
+        sim = self.server._sim
+        return list(sim.channels.values()) if sim is not None else []
+
+    @property
+    def active_calls(self) -> int:
+        sim = self.server._sim
+        return sim.active_calls if sim is not None else 0
+
+    @property
+    def processed_calls(self) -> int:
+        sim = self.server._sim
+        return sim.calls_processed if sim is not None else self.calls
+
+    def find(self, name: str) -> SimChannel | None:
+        sim = self.server._sim
+        return sim.find_channel(name) if sim is not None and name else None
+
     @staticmethod
     async def ok(session: FakeSession, action: Message, message: str) -> None:
         await session.send(make_response(action, "Success", Message=message))
@@ -920,6 +1066,12 @@ class _Pbx:
             action,
             [("Event", event), ("EventList", "Complete"), ("ListItems", str(count)), *extra],
         )
+
+    @staticmethod
+    def action_id_last(action: Message, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """List items of Status, QueueStatus, QueueSummary carry the ActionID last."""
+        action_id = _header(action, "ActionID")
+        return [*headers, ("ActionID", action_id)] if action_id else headers
 
     # -- session control ---------------------------------------------------------------
 
@@ -987,8 +1139,8 @@ class _Pbx:
 
     def cli(self, command: str) -> tuple[bool, str]:
         """``(known, output)`` of a CLI command; output lines end with ``\\n``."""
-        key = " ".join(command.lower().split())
-        legacy = self.server.command_format == "legacy"
+        words = command.split()
+        key = " ".join(word.lower() for word in words)
         text = self.server._cli.get(key)
         if text is not None:
             return True, text if not text or text.endswith("\n") else text + "\n"
@@ -996,24 +1148,112 @@ class _Pbx:
             built = "built by ami_async @ fake-asterisk on a x86_64 running Linux on 2026-01-01"
             return True, f"Asterisk {self.asterisk_version} {built} 00:00:00 UTC\n"
         if key == "core show channels":
-            fmt = (
-                "%-20.20s %-20.20s %-7.7s %-30.30s"
-                if legacy
-                else "%-64.64s %-32.32s %-7.7s %-30.30s"
-            )
-            head = fmt % ("Channel", "Location", "State", "Application(Data)")
-            return True, (
-                f"{head}\n0 active channels\n0 of 500 max active calls ( 0.00% of capacity)\n"
-                f"{self.calls} call{_plural(self.calls)} processed\n"
-            )
-        if key == "core show uptime":
+            return True, self.cli_channels()
+        if key == "core show calls":
+            return True, self.cli_calls()
+        if key in ("core show uptime", "core show uptime seconds"):
+            if key.endswith("seconds"):
+                return True, f"System uptime: {self.uptime}\nLast reload: {self.uptime}\n"
             uptime = _uptime_text(self.uptime)
             return True, f"System uptime: {uptime}\nLast reload: {uptime}\n"
-        hint = " ".join(command.split()[:2])
+        if key.startswith("database show") and len(words) <= 4:
+            return True, self.cli_database(words[2:])
+        sim = self.server._sim
+        if sim is not None and key.startswith("dialplan show") and len(words) <= 3:
+            return self.cli_dialplan(sim, words[2] if len(words) == 3 else "")
+        if sim is not None and key.startswith("channel request hangup") and len(words) == 4:
+            return True, self.cli_hangup(sim, words[3])
+        hint = " ".join(words[:2])
         return False, (
             f"No such command '{command}' "
             f"(type 'core show help {hint}' for other possible commands)\n"
         )
+
+    def cli_calls(self) -> str:
+        calls, processed = self.active_calls, self.processed_calls
+        return (
+            f"{calls} of 500 max active call{_plural(calls)} "
+            f"({calls / 500 * 100:5.2f}% of capacity)\n"
+            f"{processed} call{_plural(processed)} processed\n"
+        )
+
+    def cli_channels(self) -> str:
+        """``core show channels`` (main/cli.c handle_chanlist), 13 and 22 column widths."""
+        fmt = (
+            "%-20.20s %-20.20s %-7.7s %-30.30s"
+            if self.server.command_format == "legacy"
+            else "%-64.64s %-32.32s %-7.7s %-30.30s"
+        )
+        lines = [fmt % ("Channel", "Location", "State", "Application(Data)")]
+        channels = self.channels
+        for channel in channels:
+            location = (
+                f"{channel.exten}@{channel.context}:{channel.priority}"
+                if channel.context and channel.exten
+                else "(None)"
+            )
+            app = f"{channel.appl}({channel.data})" if channel.appl else "(None)"
+            lines.append(fmt % (channel.name, location, state_text(channel.state), app))
+        count = len(channels)
+        lines.append(f"{count} active channel{_plural(count)}")
+        return "\n".join(lines) + "\n" + self.cli_calls()
+
+    def cli_database(self, args: list[str]) -> str:
+        """``database show [family [key]]`` (main/db.c)."""
+        prefix = "/" + "/".join(args) if args else ""
+        keys = sorted(k for k in self.db if not prefix or k == prefix or k.startswith(prefix + "/"))
+        lines = [f"{key:<50}: {self.db[key]:<25}" for key in keys]
+        lines.append(f"{len(keys)} results found.")  # always "results" (main/db.c)
+        return "\n".join(lines) + "\n"
+
+    def cli_dialplan(self, sim: SimPBX, which: str) -> tuple[bool, str]:
+        """``dialplan show [[exten@]context]`` (main/pbx.c show_dialplan_helper)."""
+        exten_filter, _, context_filter = which.rpartition("@") if "@" in which else ("", "", which)
+        lines: list[str] = []
+        extens = priorities = contexts = 0
+        for context, extensions in sim.dialplan.contexts.items():
+            if context_filter and context != context_filter:
+                continue
+            shown = [
+                (exten, steps)
+                for exten, steps in extensions.items()
+                if not exten_filter or exten == exten_filter
+            ]
+            if exten_filter and not shown:
+                continue
+            contexts += 1
+            lines.append(f"[ Context '{context}' created by 'pbx_config' ]")
+            for exten, steps in shown:
+                extens += 1
+                for number, (app, data) in enumerate(steps, 1):
+                    priorities += 1
+                    label = f"'{exten}' =>" if number == 1 else ""
+                    lines.append(f"  {label:<17} {f'{number}. {app}({data})':<45} [pbx_config]")
+            lines.append("")
+        if not contexts:
+            if context_filter:
+                return False, f"There is no existence of '{which}' context\n"
+            return False, "There are no contexts\n"
+        lines.append(
+            f"-= {extens} extension{_plural(extens)} ({priorities} "
+            f"priorit{'y' if priorities == 1 else 'ies'}) in {contexts} "
+            f"context{_plural(contexts)}. =-"
+        )
+        return True, "\n".join(lines) + "\n"
+
+    def cli_hangup(self, sim: SimPBX, name: str) -> str:
+        """``channel request hangup <channel|all>``: an explicit soft hangup (SoftHangupRequest)."""
+        targets = (
+            self.channels if name.lower() == "all" else [c for c in [sim.find_channel(name)] if c]
+        )
+        if not targets:
+            return f"{name} is not a known channel\n"
+        for channel in targets:
+            if channel.alive:
+                sim.soft_hangup(channel)
+        if name.lower() == "all":
+            return "Requested Hangup on all channels\n"
+        return f"Requested Hangup on channel '{targets[0].name}'\n"
 
     async def command(self, session: FakeSession, action: Message) -> None:
         command = _header(action, "Command")
@@ -1033,6 +1273,14 @@ class _Pbx:
         output = [("Message", "Command output follows"), *(("Output", line) for line in lines)]
         await session.send(make_response(action, "Success" if known else "Error", output))
 
+    async def listcommands(self, session: FakeSession, action: Message) -> None:
+        lines = [
+            (name, _SYNOPSES[name.lower()])
+            for name in sorted(_ACTION_NAMES.values(), key=str.lower)
+            if name.lower() in self.actions
+        ]
+        await session.send(make_response(action, "Success", lines))
+
     # -- events and calls --------------------------------------------------------------
 
     async def userevent(self, session: FakeSession, action: Message) -> None:
@@ -1051,6 +1299,74 @@ class _Pbx:
         if not channel:
             await self.error(session, action, "Channel not specified")
             return
+        sim = self.server._sim
+        if sim is None:
+            await self.originate_without_pbx(session, action, channel)
+            return
+        # The checks of manager.c action_originate, in its order.
+        priority_text = _header(action, "Priority")
+        priority = 1
+        if priority_text:
+            try:
+                priority = int(priority_text)
+            except ValueError:
+                await self.error(session, action, "Invalid priority")
+                return
+        timeout_text = _header(action, "Timeout")
+        timeout_ms = 30000
+        if timeout_text:
+            try:
+                timeout_ms = int(timeout_text)
+            except ValueError:
+                await self.error(session, action, "Invalid timeout")
+                return
+        if "/" not in channel:
+            await self.error(session, action, "Invalid channel")
+            return
+        context, exten = _header(action, "Context"), _header(action, "Exten")
+        if (
+            priority_text
+            and context
+            and exten
+            and not sim.dialplan.exists(context, exten, priority)
+        ):
+            await self.error(session, action, "Extension does not exist.")
+            return
+        request = OriginateRequest(
+            channel=channel,
+            context=context,
+            exten=exten,
+            priority=priority,
+            application=_header(action, "Application"),
+            data=_header(action, "Data"),
+            variables=_variables(action),
+            caller_id=_header(action, "CallerID"),
+            account=_header(action, "Account"),
+            timeout=max(timeout_ms, 0) / 1000,
+            channel_id=_header(action, "ChannelId"),
+            other_channel_id=_header(action, "OtherChannelId"),
+            action_id=_header(action, "ActionID"),
+            response_event=_is_true(_header(action, "Async")),
+        )
+        if request.response_event:
+            await self.ok(session, action, "Originate successfully queued")
+            sim.originate(request)
+            return
+        # A synchronous Originate holds the session until the call is answered or
+        # fails; its events wait and follow the Response (originate_sync.bin).
+        session._defer_events()
+        try:
+            result = await sim.originate(request)
+            if result.success:
+                await self.ok(session, action, "Originate successfully queued")
+            else:
+                await self.error(session, action, "Originate failed")
+        finally:
+            session._release_events()
+
+    async def originate_without_pbx(
+        self, session: FakeSession, action: Message, channel: str
+    ) -> None:
         exten = _header(action, "Exten")
         local = re.match(r"(?i)local/([^@]*)@", channel)
         fails = exten in _FAILING_EXTENS or bool(local and local.group(1) in _FAILING_EXTENS)
@@ -1091,25 +1407,219 @@ class _Pbx:
         return event
 
     async def coreshowchannels(self, session: FakeSession, action: Message) -> None:
+        now = self.server._sim.now() if self.server._sim is not None else time.time()
+        items = []
+        for channel in self.channels:
+            seconds = max(0, int(now - channel.created))
+            duration = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            item = [
+                ("Event", "CoreShowChannel"),
+                *channel.snapshot(),
+                ("Application", channel.appl),
+                ("ApplicationData", channel.data),
+                ("Duration", duration),
+                ("BridgeId", channel.bridge_id),
+            ]
+            items.append(with_action_id(action, item))
         await session.send(
             self.list_start(action, "Channels will follow"),
-            self.list_complete(action, "CoreShowChannelsComplete", 0),
+            *items,
+            self.list_complete(action, "CoreShowChannelsComplete", len(items)),
         )
 
     async def status(self, session: FakeSession, action: Message) -> None:
-        if _header(action, "Channel"):
-            await self.error(session, action, "No such channel")
-            return
+        name = _header(action, "Channel")
+        if name:
+            found = self.find(name)
+            if found is None:
+                await self.error(session, action, "No such channel")
+                return
+            channels = [found]
+        else:
+            channels = self.channels
+        wanted = [v.strip() for v in _header(action, "Variables").split(",") if v.strip()]
+        every = _is_true(_header(action, "AllVariables"))
+        items = [self.status_item(action, channel, wanted, every) for channel in channels]
+        count = str(len(items))
         await session.send(
             self.list_start(action, "Channel status will follow"),
-            self.list_complete(action, "StatusComplete", 0, ("Items", "0")),
+            *items,
+            self.list_complete(action, "StatusComplete", len(items), ("Items", count)),
         )
 
+    def status_item(
+        self, action: Message, channel: SimChannel, wanted: list[str], every: bool
+    ) -> list[tuple[str, str]]:
+        """One ``Status`` event (asterisk-22/status.bin; ``Privilege: Call`` as written)."""
+        sim = self.server.pbx
+        item = [
+            ("Event", "Status"),
+            ("Privilege", "Call"),
+            *channel.snapshot(),
+            ("Type", "Local" if channel.half else "Sim"),
+            ("DNID", ""),
+            ("EffectiveConnectedLineNum", channel.connected_num or "<unknown>"),
+            ("EffectiveConnectedLineName", channel.connected_name or "<unknown>"),
+            ("TimeToHangup", "0"),
+            ("BridgeID", channel.bridge_id),
+            ("Application", channel.appl),
+            ("Data", channel.data),
+            ("Nativeformats", "(slin)"),
+            ("Readformat", "slin"),
+            ("Readtrans", ""),
+            ("Writeformat", "slin"),
+            ("Writetrans", ""),
+            ("Callgroup", "0"),
+            ("Pickupgroup", "0"),
+            ("Seconds", str(max(0, int(sim.now() - channel.created)))),
+        ]
+        for variable in wanted:
+            value = sim.get_variable(channel, variable)
+            # An unset variable prints as "(null)" (status.bin: Variable: FOO=(null)).
+            item.append(("Variable", f"{variable}={'(null)' if value is None else value}"))
+        if every:
+            item += [("Variable", f"{k}={v}") for k, v in channel.variables.items()]
+        return self.action_id_last(action, item)
+
     async def hangup(self, session: FakeSession, action: Message) -> None:
-        if not _header(action, "Channel"):
+        name = _header(action, "Channel")
+        if not name:
             await self.error(session, action, "No channel specified")
-        else:
+            return
+        sim = self.server._sim
+        cause_text = _header(action, "Cause")
+        cause = 0
+        if cause_text:
+            # manager.c: an invalid cause hangs up all the same, without a cause.
+            with contextlib.suppress(ValueError):
+                cause = int(cause_text)
+            cause = cause if 0 <= cause <= 127 else 0
+        if len(name) > 1 and name.startswith("/") and name.endswith("/"):
+            await self.hangup_matching(session, action, name[1:-1], cause)
+            return
+        channel = self.find(name)
+        if sim is None or channel is None:
             await self.error(session, action, "No such channel")
+            return
+        await self.ok(session, action, "Channel Hungup")
+        sim.hangup(channel, cause or _NORMAL_CLEARING)
+
+    async def hangup_matching(
+        self, session: FakeSession, action: Message, pattern: str, cause: int
+    ) -> None:
+        """``Channel: /regex/``: hang up every match, listed as ChannelHungup events."""
+        try:
+            regex = re.compile(pattern)
+        except re.error:
+            await self.error(session, action, f"Regex compile failed on: {pattern}")
+            return
+        matches = [c for c in self.channels if regex.search(c.name)]
+        items = [
+            self.action_id_last(action, [("Event", "ChannelHungup"), ("Channel", c.name)])
+            for c in matches
+        ]
+        await session.send(
+            self.list_start(action, "Channels hung up will follow"),
+            *items,
+            self.list_complete(action, "ChannelsHungupListComplete", len(items)),
+        )
+        for channel in matches:
+            self.server.pbx.hangup(channel, cause or _NORMAL_CLEARING)
+
+    async def redirect(self, session: FakeSession, action: Message) -> None:
+        """Redirect (manager.c action_redirect): its checks and texts, then ast_async_goto."""
+        name, extra = _header(action, "Channel"), _header(action, "ExtraChannel")
+        context, exten = _header(action, "Context"), _header(action, "Exten")
+        priority_text = _header(action, "Priority")
+        for value, missing in (
+            (name, "Channel not specified"),
+            (context, "Context not specified"),
+            (exten, "Exten not specified"),
+            (priority_text, "Priority not specified"),
+        ):
+            if not value:
+                await self.error(session, action, missing)
+                return
+        try:
+            priority = int(priority_text)
+        except ValueError:
+            priority = 0
+        if priority < 1:
+            await self.error(session, action, "Priority is invalid")
+            return
+        channel = self.find(name)
+        if channel is None:
+            await self.error(session, action, f"Channel does not exist: {name}")
+            return
+        other = self.find(extra) if extra else None
+        if extra and other is None:
+            await self.error(session, action, f"ExtraChannel does not exist: {extra}")
+            return
+        sim = self.server.pbx
+        if other is None:
+            await self.ok(session, action, "Redirect successful")
+            sim.redirect(channel, context, exten, priority)
+            return
+        await self.ok(session, action, "Dual Redirect successful")
+        sim.redirect(channel, context, exten, priority)
+        sim.redirect(
+            other,
+            _header(action, "ExtraContext") or context,
+            _header(action, "ExtraExten") or exten,
+            int(_header(action, "ExtraPriority") or priority),
+        )
+
+    # -- queues ----------------------------------------------------------------------
+
+    def queues(self, action: Message) -> list[SimQueue]:
+        sim = self.server._sim
+        if sim is None:
+            return []
+        name = _header(action, "Queue")
+        return [q for q in sim.queues.values() if not name or q.name == name]
+
+    async def queuestatus(self, session: FakeSession, action: Message) -> None:
+        """QueueStatus (app_queue.c manager_queues_status; queue.bin): params, members, callers."""
+        now = self.server.pbx.now() if self.server._sim is not None else time.time()
+        items: list[list[tuple[str, str]]] = []
+        for queue in self.queues(action):
+            items.append(self.action_id_last(action, _queue_params(queue)))
+            for member in queue.members:
+                items.append(self.action_id_last(action, _queue_member(queue, member)))
+            for position, caller in enumerate(queue.callers, 1):
+                waited = int(now - queue.joined.get(caller, now))
+                entry = _queue_entry(queue, position, caller, waited)
+                items.append(self.action_id_last(action, entry))
+        await session.send(
+            self.list_start(action, "Queue status will follow"),
+            *items,
+            self.list_complete(action, "QueueStatusComplete", len(items)),
+        )
+
+    async def queuesummary(self, session: FakeSession, action: Message) -> None:
+        """QueueSummary (queue.bin); an unknown queue gives an empty list."""
+        now = self.server.pbx.now() if self.server._sim is not None else time.time()
+        items = []
+        for queue in self.queues(action):
+            logged_in = [m for m in queue.members if m.status not in (4, 5)]  # INVALID, UNAVAIL.
+            available = [m for m in logged_in if not m.paused and m.status == 1]  # NOT_INUSE
+            longest = max((int(now - t) for t in queue.joined.values()), default=0)
+            summary = [
+                ("Event", "QueueSummary"),
+                ("Queue", queue.name),
+                ("LoggedIn", str(len(logged_in))),
+                ("Available", str(len(available))),
+                ("Callers", str(len(queue.callers))),
+                ("HoldTime", str(queue.holdtime)),
+                ("TalkTime", str(queue.talktime)),
+                ("LongestHoldTime", str(longest)),
+            ]
+            items.append(self.action_id_last(action, summary))
+        await session.send(
+            self.list_start(action, "Queue summary will follow"),
+            *items,
+            self.list_complete(action, "QueueSummaryComplete", len(items)),
+        )
 
     # -- AstDB -----------------------------------------------------------------------
 
@@ -1200,23 +1710,36 @@ class _Pbx:
         variable = _header(action, "Variable")
         if not variable:
             await self.error(session, action, "No variable specified")
-        elif _header(action, "Channel"):
+            return
+        name = _header(action, "Channel")
+        channel = self.find(name)
+        if name and channel is None:
             await self.error(session, action, "No such channel")
+            return
+        sim = self.server._sim
+        if sim is not None:
+            value = sim.get_variable(channel, variable) or ""
         else:
             value = self.variables.get(variable, "")
-            await session.send(make_response(action, "Success", Variable=variable, Value=value))
+        await session.send(make_response(action, "Success", Variable=variable, Value=value))
 
     async def setvar(self, session: FakeSession, action: Message) -> None:
         variable = _header(action, "Variable")
         if not variable:
             await self.error(session, action, "No variable specified")
             return
-        if _header(action, "Channel"):
+        name = _header(action, "Channel")
+        channel = self.find(name)
+        if name and channel is None:
             await self.error(session, action, "No such channel")
             return
         value = _header(action, "Value")
-        self.variables[variable] = value
         await self.ok(session, action, "Variable Set")
+        sim = self.server._sim
+        if sim is not None:
+            sim.set_variable(channel, variable, value)
+            return
+        self.variables[variable] = value
         event = [
             ("Event", "VarSet"),
             ("Privilege", "dialplan,all"),
@@ -1261,7 +1784,65 @@ class _Pbx:
             ("CoreStartupTime", clock),
             ("CoreReloadDate", date),
             ("CoreReloadTime", clock),
-            ("CoreCurrentCalls", "0"),
-            ("CoreProcessedCalls", str(self.calls)),
+            ("CoreCurrentCalls", str(self.active_calls)),
+            ("CoreProcessedCalls", str(self.processed_calls)),
         ]
         await session.send(make_response(action, "Success", status))
+
+
+def _queue_params(queue: SimQueue) -> list[tuple[str, str]]:
+    return [
+        ("Event", "QueueParams"),
+        ("Queue", queue.name),
+        ("Max", str(queue.max_callers)),
+        ("Strategy", queue.strategy),
+        ("Calls", str(len(queue.callers))),
+        ("Holdtime", str(queue.holdtime)),
+        ("TalkTime", str(queue.talktime)),
+        ("Completed", str(queue.completed)),
+        ("Abandoned", str(queue.abandoned)),
+        ("ServiceLevel", str(queue.service_level)),
+        ("ServicelevelPerf", "0.0"),
+        ("ServicelevelPerf2", "0.0"),
+        ("Weight", str(queue.weight)),
+    ]
+
+
+def _queue_member(queue: SimQueue, member: SimQueueMember) -> list[tuple[str, str]]:
+    return [
+        ("Event", "QueueMember"),
+        ("Queue", queue.name),
+        ("Name", member.name),
+        ("Location", member.interface),
+        ("StateInterface", member.state_interface),
+        ("Membership", member.membership),
+        ("Penalty", str(member.penalty)),
+        ("CallsTaken", str(member.calls_taken)),
+        ("LastCall", str(member.last_call)),
+        ("LastPause", str(member.last_pause)),
+        ("LoginTime", str(member.login_time)),
+        ("InCall", "1" if member.in_call else "0"),
+        ("Status", str(member.status)),
+        ("Paused", "1" if member.paused else "0"),
+        ("PausedReason", member.paused_reason),
+        ("Wrapuptime", str(member.wrapuptime)),
+    ]
+
+
+def _queue_entry(
+    queue: SimQueue, position: int, caller: SimChannel, waited: int
+) -> list[tuple[str, str]]:
+    # QueueEntry writes a missing caller ID as "unknown", without the angle brackets.
+    return [
+        ("Event", "QueueEntry"),
+        ("Queue", queue.name),
+        ("Position", str(position)),
+        ("Channel", caller.name),
+        ("Uniqueid", caller.uniqueid),
+        ("CallerIDNum", caller.caller_num or "unknown"),
+        ("CallerIDName", caller.caller_name or "unknown"),
+        ("ConnectedLineNum", caller.connected_num or "unknown"),
+        ("ConnectedLineName", caller.connected_name or "unknown"),
+        ("Wait", str(waited)),
+        ("Priority", "0"),
+    ]

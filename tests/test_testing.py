@@ -88,6 +88,20 @@ class RawClient:
                 raise EOFError("connection closed")
         return self.messages.popleft()
 
+    async def read_event(self, name: str) -> Message:
+        """The next event ``name``, skipping everything before it."""
+        while True:
+            message = await self.read()
+            if message.get("Event") == name:
+                return message
+
+    async def read_response(self) -> Message:
+        """The next response, skipping events."""
+        while True:
+            message = await self.read()
+            if "Event" not in message:
+                return message
+
     async def ask(self, action: str, **headers: str) -> Message:
         self.send(action, **headers)
         return await self.read()
@@ -343,12 +357,14 @@ async def test_async_originate_emits_originate_response(connect: Connect) -> Non
         Async="true",
         CallerID="Lab <1000>",
     )
-    response, event = await client.read(), await client.read()
+    response = await client.read()
     assert response.headers == (
         ("Response", "Success"),
         ("ActionID", "o1"),
         ("Message", "Originate successfully queued"),
     )
+    # The simulated PBX sends the call's events first (test_simpbx.py checks them).
+    event = await client.read_event("OriginateResponse")
     model = next(
         m
         for m in fixture_messages("asterisk-22/originate_async.bin")
@@ -362,16 +378,40 @@ async def test_async_originate_emits_originate_response(connect: Connect) -> Non
     assert (event["CallerIDNum"], event["CallerIDName"]) == ("1000", "Lab")
 
     client.send("Originate", ActionID="o2", Channel="Local/404@test", Exten="s", Async="yes")
-    await client.read()
-    failed = await client.read()
+    assert (await client.read_response())["Message"] == "Originate successfully queued"
+    failed = await client.read_event("OriginateResponse")
     assert failed["Response"] == "Failure"
     assert failed["Reason"] == "0"
     assert failed["Uniqueid"] == "<unknown>"
 
-    sync_fail = await client.ask("Originate", ActionID="o3", Channel="Local/404@test", Exten="1")
+    client.send("Originate", ActionID="o3", Channel="Local/404@test", Exten="1")
+    sync_fail = await client.read_response()
     assert sync_fail["Message"] == "Originate failed"
-    no_channel = await client.ask("Originate", ActionID="o4", Application="Wait")
+    client.send("Originate", ActionID="o4", Application="Wait")
+    no_channel = await client.read_response()
     assert no_channel["Message"] == "Channel not specified"
+
+
+async def test_originate_without_pbx_answers_at_once(connect: Connect) -> None:
+    """``pbx=False``: no channels, the OriginateResponse comes right after the Response."""
+    async with FakeAsterisk(pbx=False) as server:
+        client = await connect(server)
+        await client.login(Events="on")
+        await client.read()  # FullyBooted
+        client.send(
+            "Originate", ActionID="o1", Channel="Local/100@test", Application="Wait", Async="1"
+        )
+        response, event = await client.read(), await client.read()
+        assert response["Message"] == "Originate successfully queued"
+        assert (event["Event"], event["Response"], event["Reason"]) == (
+            "OriginateResponse",
+            "Success",
+            "4",
+        )
+        channels = await client.ask("Command", ActionID="c", Command="core show channels")
+        assert channels.get_all("Output")[1] == "0 active channels"
+        with pytest.raises(RuntimeError):
+            server.pbx  # noqa: B018
 
 
 async def test_empty_lists(connect: Connect) -> None:
