@@ -244,6 +244,7 @@ class Client(ActionsMixin):
                             max_frame_size=self.max_frame_size,
                             trace=self.trace,
                             label=label,
+                            interest=self._dispatcher.interest,
                         ),
                         self.host,
                         self.port,

@@ -46,8 +46,10 @@ class AMIProtocol(asyncio.Protocol):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         trace: bool = False,
         label: str = "",
+        interest: Callable[[], frozenset[bytes] | None] | None = None,
     ) -> None:
         self._on_messages = on_messages
+        self._interest = interest
         self._on_lost = on_lost
         self.parser = Parser(max_frame_size=max_frame_size)
         self.transport: asyncio.Transport | None = None
@@ -72,10 +74,17 @@ class AMIProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s <<< %r", self.label, redact(data))
+        if self._interest is not None:
+            self.parser.only_events = self._interest()
         try:
             messages = self.parser.feed(data)
         except ProtocolError as exc:
             logger.error("%s: %s; closing the connection", self.label, exc)
+            self.cause = exc
+            self.abort()
+            return
+        except Exception as exc:  # a bug of ours: never into the event loop
+            logger.exception("%s: the parser failed; closing the connection", self.label)
             self.cause = exc
             self.abort()
             return

@@ -478,6 +478,7 @@ class Dispatcher:
         self._event_waiters = 0
         self._targets: list[tuple[_Matcher, Subscription | HandlerRunner]] = []
         self._route_cache: dict[str, list[tuple[_Matcher, Subscription | HandlerRunner]]] = {}
+        self._wanted: frozenset[bytes] | None = frozenset()
         self._seq = itertools.count()
         self._abandoned: dict[str, None] = {}
         self.unmatched_responses = 0
@@ -525,7 +526,7 @@ class Dispatcher:
         matcher = _Matcher(names, predicate, next(self._seq))
         sub = Subscription(self, matcher, maxsize, overflow)
         self._targets.append((matcher, sub))
-        self._route_cache.clear()
+        self._targets_changed()
         return sub
 
     def add_handler(
@@ -538,7 +539,7 @@ class Dispatcher:
         matcher = _Matcher(names, None, next(self._seq))
         runner = HandlerRunner(handler, maxsize, overflow, self._spawn)
         self._targets.append((matcher, runner))
-        self._route_cache.clear()
+        self._targets_changed()
         return runner
 
     def remove_handler(self, handler: Handler) -> bool:
@@ -552,7 +553,7 @@ class Dispatcher:
             else:
                 keep.append((matcher, target))
         self._targets = keep
-        self._route_cache.clear()
+        self._targets_changed()
         return found
 
     def handler_runners(self) -> list[HandlerRunner]:
@@ -563,17 +564,38 @@ class Dispatcher:
 
     def _remove_subscriber(self, sub: Subscription) -> None:
         self._targets = [(m, t) for m, t in self._targets if t is not sub]
-        self._route_cache.clear()
+        self._targets_changed()
 
     def end_subscriptions(self, error: BaseException | None) -> None:
         for sub in self.subscriptions():
             sub._end(error)
         self._targets = [(m, t) for m, t in self._targets if not isinstance(t, Subscription)]
-        self._route_cache.clear()
+        self._targets_changed()
 
     def stop_handlers(self) -> None:
         for runner in self.handler_runners():
             runner.stop()
+
+    def interest(self) -> frozenset[bytes] | None:
+        """The lower-cased event names anyone can want now, or ``None`` for any name.
+
+        ``None`` while an action waits for events (list items and follow-up
+        events are matched by ActionID) or a subscriber uses a pattern or ``*``.
+        The parser skips other events unparsed (:attr:`Parser.only_events`).
+        """
+        if self._event_waiters or self._abandoned:
+            return None
+        return self._wanted
+
+    def _targets_changed(self) -> None:
+        self._route_cache.clear()
+        names: set[bytes] = set()
+        for matcher, _ in self._targets:
+            if matcher.wildcard or matcher.patterns or not all(n.isascii() for n in matcher.exact):
+                self._wanted = None  # (bytes.lower() folds ASCII only)
+                return
+            names.update(name.encode("utf-8", "surrogateescape") for name in matcher.exact)
+        self._wanted = frozenset(names)
 
     def _routes(self, name: str) -> list[tuple[_Matcher, Subscription | HandlerRunner]]:
         """The targets of events named ``name`` (cached by the name as received)."""

@@ -59,7 +59,7 @@ class Parser:
     grown further (the parser is then unusable: the stream cannot be re-synced).
     """
 
-    __slots__ = ("_broken", "_buf", "_expect_banner", "_max", "_scan", "banner")
+    __slots__ = ("_broken", "_buf", "_expect_banner", "_max", "_scan", "banner", "only_events")
 
     def __init__(
         self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, expect_banner: bool = True
@@ -76,6 +76,10 @@ class Parser:
         self._broken: ProtocolError | None = None
         #: The banner line (``"Asterisk Call Manager/11.0.0"``) once seen.
         self.banner: str | None = None
+        #: When set, frames that start with ``Event: <name>`` whose lower-cased
+        #: name is not in it are skipped without being decoded or parsed (the
+        #: client sets it to the names its subscribers want, when that is known).
+        self.only_events: frozenset[bytes] | None = None
 
     @property
     def ami_version(self) -> str | None:
@@ -108,6 +112,7 @@ class Parser:
         out: list[Message] = []
         append = out.append
         build = _build
+        only = self.only_events
         start = 0
         n = len(work)
         while start < n:
@@ -134,15 +139,20 @@ class Parser:
             crlf = work.find(b"\n\r\n", scan)
             lflf = work.find(b"\n\n", scan, n if crlf < 0 else crlf + 1)
             if lflf >= 0:
-                append(build(work[start : lflf + 1]))
-                start = lflf + 2
+                end, next_start = lflf + 1, lflf + 2
             elif crlf >= 0:
-                append(build(work[start : crlf + 1]))
-                start = crlf + 3
+                end, next_start = crlf + 1, crlf + 3
             else:
                 self._scan = max(start, n - 2)
                 break
             self._scan = 0
+            if only is not None and work.startswith(b"Event: ", start):
+                eol = work.find(b"\n", start, end)
+                if bytes(work[start + 7 : eol]).rstrip(b"\r").lower() not in only:
+                    start = next_start
+                    continue  # nobody wants it: never decoded, never parsed
+            append(build(work[start:end]))
+            start = next_start
         if work is data:
             if start < n:
                 self._buf = bytearray(data[start:])

@@ -263,3 +263,38 @@ async def test_response_message_classes() -> None:
         "Response: Success\nActionID: r\n\nEvent: OriginateResponse\nResponse: Failure\n\n"
     )
     assert isinstance(msgs[0], Response) and isinstance(msgs[1], Event)
+
+
+async def test_interest_is_the_exact_names_or_none() -> None:
+    d = Dispatcher(spawn)
+    assert d.interest() == frozenset()  # nobody listens: every event may be skipped
+    sub = d.subscribe(("Hangup", "newchannel"), None, 10, "error")
+    assert d.interest() == frozenset({b"hangup", b"newchannel"})
+    pattern = d.subscribe(("Dial*",), None, 10, "error")
+    assert d.interest() is None  # a pattern can match anything
+    pattern.close()
+    assert d.interest() == frozenset({b"hangup", b"newchannel"})
+    p = pending(d, "Status", "s-1", is_list=True)
+    assert d.interest() is None  # list items are matched by ActionID, whatever their name
+    d.discard(p)
+    sub.close()
+    d.add_handler(("*",), lambda e: None, 10, "drop_oldest")
+    assert d.interest() is None
+
+
+async def test_parser_skips_only_the_events_nobody_wants() -> None:
+    parser = Parser(expect_banner=False)
+    parser.only_events = frozenset({b"hangup"})
+    msgs = parser.feed(
+        b"Event: Newchannel\r\nChannel: A\r\n\r\n"
+        b"Event: HANGUP\r\nChannel: B\r\n\r\n"
+        b"Response: Success\r\nActionID: 1\r\n\r\n"
+        b"Privilege: call,all\r\nEvent: Newchannel\r\n\r\n"  # not first: parsed, kept
+    )
+    assert [(type(m).__name__, m.get("Channel") or m.get("ActionID")) for m in msgs] == [
+        ("Event", "B"),
+        ("Response", "1"),
+        ("Event", None),
+    ]
+    parser.only_events = None
+    assert [m["Channel"] for m in parser.feed(b"Event: Newchannel\r\nChannel: C\r\n\r\n")] == ["C"]
