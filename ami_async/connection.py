@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from .errors import ConnectionLostError, ProtocolError
 from .message import Message
@@ -68,8 +68,8 @@ class AMIProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance here.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):

@@ -617,3 +617,16 @@ async def test_close_twice_and_concurrently(pbx: FakeAsterisk) -> None:
     await client.close()
     assert client.closed
     assert [a["Action"] for a in pbx.actions].count("Logoff") == 1
+
+
+def test_the_client_runs_on_uvloop() -> None:
+    import uvloop
+
+    async def main() -> str:
+        async with (
+            FakeAsterisk() as server,
+            client_for(server) as ami,
+        ):
+            return (await ami.ping())["Ping"]
+
+    assert uvloop.run(main()) == "Pong"
