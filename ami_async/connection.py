@@ -64,6 +64,7 @@ class AMIProtocol(asyncio.Protocol):
         self._banner: asyncio.Future[str | None] = self._loop.create_future()
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._batch: list[bytes] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -140,7 +141,21 @@ class AMIProtocol(asyncio.Protocol):
             raise ConnectionLostError("the connection is closed")
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s >>> %r", self.label, redact(data))
-        self.transport.write(data)
+        batch = self._batch
+        if batch is None:
+            # The first action of this loop iteration goes out at once (no added
+            # latency); the ones that follow in the same iteration are joined into
+            # one write at its end: one system call for a burst of actions.
+            self.transport.write(data)
+            self._batch = []
+            self._loop.call_soon(self._flush)
+        else:
+            batch.append(data)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(batch))
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -155,6 +170,7 @@ class AMIProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
+            self._flush()  # what was written goes out before the close
             self.transport.close()
 
     def abort(self) -> None:

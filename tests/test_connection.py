@@ -1,0 +1,85 @@
+"""The asyncio adapter on its own, with a recording transport."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ami_async.connection import AMIProtocol, redact
+from ami_async.errors import ConnectionLostError
+from ami_async.message import Message
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def make_protocol() -> tuple[AMIProtocol, RecordingTransport, list[list[Message]]]:
+    batches: list[list[Message]] = []
+    proto = AMIProtocol(batches.append, lambda p, exc: None)
+    transport = RecordingTransport()
+    proto.connection_made(transport)
+    return proto, transport, batches
+
+
+async def test_a_burst_of_actions_in_one_iteration_is_one_write_after_the_first() -> None:
+    proto, transport, _ = make_protocol()
+    proto.write(b"A\r\n\r\n")
+    proto.write(b"B\r\n\r\n")
+    proto.write(b"C\r\n\r\n")
+    assert transport.writes == [b"A\r\n\r\n"]  # the first goes out at once
+    await asyncio.sleep(0)
+    assert transport.writes == [b"A\r\n\r\n", b"B\r\n\r\nC\r\n\r\n"]  # in order, joined
+    proto.write(b"D\r\n\r\n")  # a new iteration: at once again
+    assert transport.writes[-1] == b"D\r\n\r\n"
+
+
+async def test_close_flushes_what_was_written() -> None:
+    proto, transport, _ = make_protocol()
+    proto.write(b"A\r\n\r\n")
+    proto.write(b"Logoff\r\n\r\n")
+    proto.close()
+    assert b"".join(transport.writes) == b"A\r\n\r\nLogoff\r\n\r\n"
+    assert transport.closed
+
+
+async def test_write_after_the_connection_is_lost_raises() -> None:
+    proto, _, _ = make_protocol()
+    proto.connection_lost(None)
+    with pytest.raises(ConnectionLostError):
+        proto.write(b"Action: Ping\r\n\r\n")
+
+
+async def test_banner_and_messages_are_handed_over_per_read() -> None:
+    proto, _, batches = make_protocol()
+    proto.data_received(b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\n\r\nEvent: A")
+    assert await proto.wait_banner() == "Asterisk Call Manager/11.0.0"
+    assert [[m.get("Response") for m in b] for b in batches] == [["Success"]]
+    proto.data_received(b"\r\n\r\n")
+    assert batches[-1][0]["Event"] == "A"
+
+
+def test_redact_hides_secret_always_and_key_only_in_md5_logins() -> None:
+    login = b"Action: Login\r\nUsername: u\r\nSecret: hunter2\r\n\r\n"
+    assert b"hunter2" not in redact(login)
+    md5 = b"Action: Login\r\nAuthType: MD5\r\nKey: 0123abcd\r\n\r\n"
+    assert b"0123abcd" not in redact(md5)
+    dbget = b"Action: DBGet\r\nFamily: f\r\nKey: visible\r\n\r\n"
+    assert redact(dbget) == dbget
