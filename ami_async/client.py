@@ -134,6 +134,8 @@ class Client(ActionsMixin):
         self._keepalive: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._id_prefix = ""
+        #: Structured logging: every record about this client carries its server.
+        self._log_extra = {"ami_host": f"{host}:{port}"}
         self._counter = itertools.count(1)
         #: The banner's version string (``"11.0.0"``), once connected.
         self.ami_version: str | None = None
@@ -340,7 +342,11 @@ class Client(ActionsMixin):
         try:
             await boot.get(timeout=self.boot_timeout)
         except TimeoutError:
-            logger.info("no FullyBooted within %s s after login; continuing", self.boot_timeout)
+            logger.info(
+                "no FullyBooted within %s s after login; continuing",
+                self.boot_timeout,
+                extra=self._log_extra,
+            )
 
     async def _restore_session(self, protocol: AMIProtocol) -> None:
         """Re-apply every filter added with :meth:`add_filter` (after a reconnect)."""
@@ -366,13 +372,13 @@ class Client(ActionsMixin):
             if inspect.isawaitable(result):
                 self._spawn(self._await_hook(hook, result))
         except Exception:
-            logger.exception("connection hook %r raised", hook)
+            logger.exception("connection hook %r raised", hook, extra=self._log_extra)
 
     async def _await_hook(self, hook: object, awaitable: Awaitable[Any]) -> None:
         try:
             await awaitable
         except Exception:
-            logger.exception("connection hook %r raised", hook)
+            logger.exception("connection hook %r raised", hook, extra=self._log_extra)
 
     # -- losing the link ------------------------------------------------------------------
 
@@ -439,6 +445,7 @@ class Client(ActionsMixin):
                     auth_failures,
                     self.max_auth_failures,
                     exc,
+                    extra=self._log_extra,
                 )
                 for hook in self._disconnect_hooks:
                     self._call_hook(hook, self, exc)
@@ -446,7 +453,13 @@ class Client(ActionsMixin):
                     self._give_up(exc)
                     return
             except AMIError as exc:
-                logger.info("reconnect to %s, attempt %d failed: %s", label, attempt, exc)
+                logger.info(
+                    "reconnect to %s, attempt %d failed: %s",
+                    label,
+                    attempt,
+                    exc,
+                    extra=self._log_extra,
+                )
                 if self.reconnect_max_attempts is not None and (
                     attempt >= self.reconnect_max_attempts
                 ):
@@ -475,6 +488,7 @@ class Client(ActionsMixin):
                     logger.warning(
                         "keepalive Ping unanswered within %s s: the link is dead",
                         self.ping_timeout,
+                        extra=self._log_extra,
                     )
                     protocol.cause = ConnectionLostError(
                         f"keepalive Ping unanswered within {self.ping_timeout} s"

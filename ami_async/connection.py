@@ -55,6 +55,8 @@ class AMIProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.trace = trace
         self.label = label
+        #: Structured logging: every record about this connection carries its address.
+        self._extra = {"ami_host": label}
         self.closed = False
         #: Set when we sent Logoff: the server's close that follows is expected.
         self.expect_close = False
@@ -74,18 +76,20 @@ class AMIProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
-            wire_logger.debug("%s <<< %r", self.label, redact(data))
+            wire_logger.debug("%s <<< %r", self.label, redact(data), extra=self._extra)
         if self._interest is not None:
             self.parser.only_events = self._interest()
         try:
             messages = self.parser.feed(data)
         except ProtocolError as exc:
-            logger.error("%s: %s; closing the connection", self.label, exc)
+            logger.error("%s: %s; closing the connection", self.label, exc, extra=self._extra)
             self.cause = exc
             self.abort()
             return
         except Exception as exc:  # a bug of ours: never into the event loop
-            logger.exception("%s: the parser failed; closing the connection", self.label)
+            logger.exception(
+                "%s: the parser failed; closing the connection", self.label, extra=self._extra
+            )
             self.cause = exc
             self.abort()
             return
@@ -95,7 +99,9 @@ class AMIProtocol(asyncio.Protocol):
             try:
                 self._on_messages(messages)
             except Exception:  # never let a bug escape into the event loop
-                logger.exception("%s: error while dispatching messages", self.label)
+                logger.exception(
+                    "%s: error while dispatching messages", self.label, extra=self._extra
+                )
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -118,6 +124,7 @@ class AMIProtocol(asyncio.Protocol):
                 "%s: connection closed in the middle of a frame (%d bytes discarded)",
                 self.label,
                 self.parser.buffered,
+                extra=self._extra,
             )
         self._on_lost(self, self.cause)
 
@@ -140,7 +147,7 @@ class AMIProtocol(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise ConnectionLostError("the connection is closed")
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
-            wire_logger.debug("%s >>> %r", self.label, redact(data))
+            wire_logger.debug("%s >>> %r", self.label, redact(data), extra=self._extra)
         batch = self._batch
         if batch is None:
             # The first action of this loop iteration goes out at once (no added

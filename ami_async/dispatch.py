@@ -639,7 +639,11 @@ class Dispatcher:
         pending = self.pending.get(action_id) if action_id is not None else None
         if pending is None:
             self.unmatched_responses += 1
-            logger.debug("response for no pending action (ActionID %r) dropped", action_id)
+            logger.debug(
+                "response for no pending action (ActionID %r) dropped",
+                action_id,
+                extra={"ami_action_id": action_id},
+            )
             return
         if pending.response is not None:
             logger.warning(

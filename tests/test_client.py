@@ -630,3 +630,26 @@ def test_the_client_runs_on_uvloop() -> None:
             return (await ami.ping())["Ping"]
 
     assert uvloop.run(main()) == "Pong"
+
+
+async def test_log_records_carry_structured_extras(
+    pbx: FakeAsterisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = asyncio.Event()
+    client = client_for(pbx, reconnect=False, on_disconnect=lambda c, exc: gone.set())
+    with caplog.at_level(logging.DEBUG, logger="ami_async"):
+        await client.connect()
+        pbx.script("Slow")
+        with pytest.raises(ActionTimeoutError):
+            await client.send_action("Slow", ActionID="slow-1", timeout=0.05)
+        await pbx.drop()
+        await asyncio.wait_for(gone.wait(), 2)
+    where = f"{pbx.host}:{pbx.port}"
+    connected = [r for r in caplog.records if r.getMessage().startswith("connected to")]
+    lost = [r for r in caplog.records if "lost" in r.getMessage()]
+    timed_out = [r for r in caplog.records if "timed out" in r.getMessage()]
+    assert connected[0].ami_host == where  # type: ignore[attr-defined]
+    assert lost[0].ami_host == where  # type: ignore[attr-defined]
+    assert timed_out[0].ami_action_id == "slow-1"  # type: ignore[attr-defined]
+    assert timed_out[0].ami_action == "Slow"  # type: ignore[attr-defined]
+    await client.close()
