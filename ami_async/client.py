@@ -886,10 +886,15 @@ class Client(ActionsMixin):
         """``Events`` action: change the event mask (re-applied at every reconnect).
 
         Some servers (``broken_events_action=yes``) never answer ``on``: then
-        this raises :class:`ActionTimeoutError` after ``timeout``.
+        this raises :class:`ActionTimeoutError` after ``timeout``, and the mask,
+        which such a server did apply, is still the one re-applied later.
         """
         value = _mask(mask)
-        response = await self._send("Events", {"EventMask": value}, timeout=timeout)
+        try:
+            response = await self._send("Events", {"EventMask": value}, timeout=timeout)
+        except ActionTimeoutError:
+            self._event_mask = value
+            raise
         self._event_mask = value
         return response
 

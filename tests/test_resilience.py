@@ -433,3 +433,18 @@ async def test_tls_verified_with_the_right_trust_store_refused_with_the_default(
 
 async def test_event_class_is_exported() -> None:
     assert Event.__name__ == "Event"
+
+
+async def test_quirk_events_action_with_no_reply(pbx: FakeAsterisk) -> None:
+    """broken_events_action=yes: Asterisk applies EventMask=on but never answers."""
+    hooks = Hooks()
+    pbx.script("Events")  # never answered
+    async with make_client(pbx, hooks, events="off") as ami:
+        with pytest.raises(TimeoutError):
+            await ami.set_events(True, timeout=0.1)
+        assert ami.pending_actions == 0
+        before = len(pbx.actions)
+        await pbx.drop()
+        await hooks.wait(lambda: hooks.connects == 2)
+        login = next(a for a in pbx.actions[before:] if a["Action"] == "Login")
+        assert login["Events"] == "on"  # the mask the server applied is kept
