@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import ProtocolError
+from .errors import ActionError, ProtocolError
 from .message import Event, Response
 
 if TYPE_CHECKING:
@@ -342,8 +342,17 @@ class ActionsMixin:
         ).items
 
     async def confbridge_list_rooms(self, *, timeout: float | None = None) -> list[Event]:
-        """``ConfbridgeListRooms``: one ``ConfbridgeListRooms`` event per conference."""
-        return (await self._collect("ConfbridgeListRooms", {}, timeout=timeout)).items
+        """``ConfbridgeListRooms``: one ``ConfbridgeListRooms`` event per conference.
+
+        No conference at all is ``[]`` (Asterisk answers it with an error,
+        ``No active conferences.``).
+        """
+        try:
+            return (await self._collect("ConfbridgeListRooms", {}, timeout=timeout)).items
+        except ActionError as exc:
+            if exc.message.strip().lower().startswith("no active conferences"):
+                return []
+            raise
 
     async def db_get(self, family: str, key: str, *, timeout: float | None = None) -> str:
         """``DBGet``: the value; a missing key raises :class:`ActionError`."""

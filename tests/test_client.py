@@ -653,3 +653,14 @@ async def test_log_records_carry_structured_extras(
     assert timed_out[0].ami_action_id == "slow-1"  # type: ignore[attr-defined]
     assert timed_out[0].ami_action == "Slow"  # type: ignore[attr-defined]
     await client.close()
+
+
+async def test_confbridge_list_rooms_with_no_conference_is_empty(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    # app_confbridge answers "No active conferences." as an error when there are none
+    pbx.script("ConfbridgeListRooms", {"Response": "Error", "Message": "No active conferences."})
+    assert await ami.confbridge_list_rooms() == []
+    pbx.script("ConfbridgeListRooms", {"Response": "Error", "Message": "Permission denied"})
+    with pytest.raises(ActionError, match="Permission denied"):
+        await ami.confbridge_list_rooms()
