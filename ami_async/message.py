@@ -19,6 +19,9 @@ __all__ = ["Event", "Message", "Response", "make_message", "new_event", "new_res
 
 _T = TypeVar("_T")
 _MISSING: Final = object()
+_UNKNOWN: Final = object()
+#: ``Message._index`` after one look-up answered from the raw text.
+_PEEKED: Final[dict[str, str]] = {}
 
 #: Header names whose values are never shown in a repr, a log line or an error.
 SECRET_KEYS: Final = frozenset({"secret", "key"})
@@ -117,17 +120,48 @@ class Message(Mapping[str, str]):
 
     def _lookup(self) -> dict[str, str]:
         index = self._index
-        if index is None:
-            index = {}
-            for key, value in self.headers:
-                index.setdefault(key.lower(), value)
+        if index is None or index is _PEEKED:
+            # Reversed, so that the first value of a repeated key wins.
+            index = {key.lower(): value for key, value in reversed(self.headers)}
             self._index = index
         return index
+
+    def _find(self, key: str) -> object:
+        """The first value of ``key`` read straight from the unparsed text.
+
+        ``_MISSING`` when absent, ``_UNKNOWN`` when this cannot be decided
+        without parsing. One header read from an event then costs a search,
+        not a parse of every line (values cannot contain a line end, so the
+        first line starting with ``key:`` is the first such header).
+        """
+        text = self._text
+        if text is None or ":" in key or "\n" in key:
+            return _UNKNOWN
+        low = text.lower()
+        if len(low) != len(text):  # lower() changed a length: offsets would not match
+            return _UNKNOWN
+        tag = key.lower() + ":"
+        if low.startswith(tag):
+            pos = 0
+        else:
+            pos = low.find("\n" + tag)
+            if pos < 0:
+                return _MISSING
+            pos += 1
+        start = pos + len(tag)
+        end = text.find("\n", start)
+        value = text[start:] if end < 0 else text[start:end]
+        if value[-1:] == "\r":
+            value = value[:-1]
+        return value[1:] if value[:1] == " " else value
 
     # -- Mapping -----------------------------------------------------------------
 
     def __getitem__(self, key: str) -> str:
-        return self._lookup()[key.lower()]
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value  # type: ignore[return-value]
 
     @overload
     def get(self, key: str, /) -> str | None: ...
@@ -138,6 +172,13 @@ class Message(Mapping[str, str]):
 
     def get(self, key: str, /, default: object = None) -> object:
         """The first value of ``key`` (any case), or ``default``."""
+        index = self._index
+        if index is None and self._text is not None:
+            # The first look-up reads the raw text; a second one parses it all.
+            self._index = _PEEKED
+            found = self._find(key)
+            if found is not _UNKNOWN:
+                return default if found is _MISSING else found
         return self._lookup().get(key.lower(), default)
 
     def get_all(self, key: str) -> list[str]:

@@ -419,7 +419,7 @@ class FakeSession:
             return
         if self.server._stalled:
             self._held.append(data)
-        else:
+        elif not self._writer.transport.is_closing():  # the peer is gone: nothing to send to
             self._writer.write(data)
 
     async def _drain(self) -> None:

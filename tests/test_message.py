@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from _fixtures import fixtures_dir, parse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ami_async.message import Event, Message, Response, make_message
 from ami_async.protocol import Parser
@@ -274,3 +276,70 @@ def test_bare_lines_and_body_accessors() -> None:
     assert follows.body == "line 1\n\nline 3\n"
     assert "line 1" not in [v for _, v in follows.headers]
     assert follows.bare_lines == ()
+
+
+# -- the first look-up reads the raw text; it must agree with a full parse -----------------
+
+
+def _fresh(data: bytes) -> Message:
+    (msg,) = Parser(expect_banner=False).feed(data)
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("Channel", "PJSIP/100-0001"),
+        ("channel", "PJSIP/100-0001"),  # any case
+        ("CHANNEL", "PJSIP/100-0001"),
+        ("Uniqueid", "1.1"),  # the first of two differently-cased keys
+        ("UniqueID", "1.1"),
+        ("Data", "  a: b  "),  # one space separates; the rest belongs to the value
+        ("Empty", ""),
+        ("NoSpace", "x"),
+        ("Missing", None),
+        ("Bare", None),  # a line without a colon is not a header
+        ("Event", "Test"),
+    ],
+)
+def test_first_lookup_from_raw_text_agrees_with_full_parse(key: str, expected: str | None) -> None:
+    data = (
+        b"Event: Test\r\nChannel: PJSIP/100-0001\r\nUniqueid: 1.1\r\nUniqueID: 2.2\r\n"
+        b"Data:   a: b  \r\nEmpty: \r\nNoSpace:x\r\nBare\r\n\r\n"
+    )
+    assert _fresh(data).get(key) == expected
+    parsed = _fresh(data)
+    _ = parsed.headers  # parsed in full first
+    assert parsed.get(key) == expected
+    if expected is None:
+        with pytest.raises(KeyError):
+            _fresh(data)[key]
+    else:
+        assert _fresh(data)[key] == expected
+
+
+def test_raw_lookup_with_text_whose_lower_case_changes_length() -> None:
+    # "İ".lower() is two characters: offsets in the lowered text would not match
+    data = "Event: Test\r\nName: İstanbul\r\nChannel: c\r\n\r\n".encode()
+    msg = _fresh(data)
+    assert msg.get("Channel") == "c"
+    assert msg.get("Name") == "İstanbul"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="AbcDeF-()/", min_size=1, max_size=6),
+            st.text(alphabet="xyz :İ-", max_size=8),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.text(alphabet="AbcDeF-()/", min_size=1, max_size=6),
+)
+def test_raw_lookup_property(pairs: list[tuple[str, str]], key: str) -> None:
+    data = ("Event: P\r\n" + "".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode()
+    expected = _fresh(data)
+    _ = expected.headers
+    assert _fresh(data).get(key) == expected.get(key)
+    assert _fresh(data).get(key.lower()) == expected.get(key)
