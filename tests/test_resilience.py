@@ -264,6 +264,10 @@ async def test_flood_with_a_slow_subscriber_keeps_memory_flat() -> None:
     reader.cancel()
     await ami.close()
     server.close()
+    print(  # the figures for the record (pytest -s shows them)
+        f"\nflood: {total} events, subscriber read {read}, dropped {sub.dropped} "
+        f"(drop_oldest), queue peak {peak_queue}/1000, RSS {rss_start} -> {rss_end} kB"
+    )
     assert done_sending.is_set()
     assert peak_queue <= 1000
     assert sub.dropped > 0
