@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn, cast
 
+from ._transcript import looks_like_transcript, read_transcript
 from .actions import OriginateResult, command_output
 from .client import Client
 from .errors import (
@@ -1016,38 +1017,6 @@ async def _originate(
 
 
 # -- decode ------------------------------------------------------------------------------------
-
-_RECORD = re.compile(rb"(>>>|<<<|###) (\d+\.\d{3}) (\d+)")
-
-
-def read_transcript(data: bytes) -> list[tuple[str, float, bytes]]:
-    """The records of an ``.ami`` transcript: ``(">>>" | "<<<" | "###", seconds, payload)``."""
-    records: list[tuple[str, float, bytes]] = []
-    pos = 0
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            raise ValueError(f"byte {pos}: a record header without its line end")
-        line = data[pos:nl]
-        if not records and line.startswith(b"# "):
-            pos = nl + 1
-            continue
-        match = _RECORD.fullmatch(line)
-        if match is None:
-            raise ValueError(f"byte {pos}: not a record header: {line[:40]!r}")
-        start = nl + 1
-        end = start + int(match.group(3))
-        if end > len(data):
-            raise ValueError(f"byte {pos}: the record runs past the end of the file")
-        if data[end : end + 1] not in (b"\n", b""):
-            raise ValueError(f"byte {end}: the record is not followed by its separator")
-        records.append((match.group(1).decode(), float(match.group(2)), data[start:end]))
-        pos = end + 1
-    return records
-
-
-def looks_like_transcript(data: bytes) -> bool:
-    return data.startswith(b"# AMI transcript") or _RECORD.match(data) is not None
 
 
 @dataclass(frozen=True)

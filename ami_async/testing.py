@@ -61,6 +61,7 @@ from ._simpbx import (
     SimQueueMember,
     state_text,
 )
+from ._transcript import read_transcript
 from .errors import ProtocolError
 from .message import Message
 from .protocol import Parser
@@ -108,7 +109,6 @@ _FAILING_EXTENS: Final = frozenset({"404", "999"})
 _LEGACY_ASTERISK_VERSION: Final = "13.38.3"
 _END_COMMAND: Final = b"--END COMMAND--\r\n\r\n"
 _ACTION_ID_LINE: Final = re.compile(rb"^ActionID: ([^\r\n]*)\r\n", re.MULTILINE)
-_AMI_RECORD: Final = re.compile(rb"(>>>|<<<|###) (\d+\.\d{3}) (\d+)")
 _CLOSE: Final = None  # marker in a session's held output: close the connection here
 
 
@@ -228,30 +228,6 @@ def _mask_allows(mask: str, event: Sequence[tuple[str, str]]) -> bool:
 # -- transcripts ------------------------------------------------------------------------
 
 
-def _read_ami(data: bytes) -> list[tuple[str, float, bytes]]:
-    """The records of a ``.ami`` transcript: ``(direction, seconds, payload)``."""
-    pos = 0
-    records: list[tuple[str, float, bytes]] = []
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            raise ValueError(f"truncated transcript record header at byte {pos}")
-        line = data[pos:nl]
-        if line.startswith(b"# ") and not records:
-            pos = nl + 1
-            continue
-        match = _AMI_RECORD.fullmatch(line)
-        if match is None:
-            raise ValueError(f"bad transcript record header at byte {pos}: {line[:60]!r}")
-        size = int(match.group(3))
-        payload = data[nl + 1 : nl + 1 + size]
-        if len(payload) != size:
-            raise ValueError(f"truncated transcript payload at byte {nl + 1}")
-        records.append((match.group(1).decode(), float(match.group(2)), payload))
-        pos = nl + 1 + size + 1
-    return records
-
-
 @dataclass
 class _Step:
     """Client actions (name, recorded ActionID) and what the server sent after them."""
@@ -274,7 +250,7 @@ def _transcript_from_ami(data: bytes, rewrite_action_ids: bool) -> _Transcript:
     steps: list[_Step] = []
     close_after_banner = False
     parser = Parser(expect_banner=False)
-    for direction, _, payload in _read_ami(data):
+    for direction, _, payload in read_transcript(data):
         if direction == ">>>":
             frames = parser.feed(payload)
             # A write that completed no frame (bare blank lines, half an action) adds
