@@ -76,17 +76,6 @@ class Message(Mapping[str, str]):
         self._index = None
         self._body = body
 
-    @classmethod
-    def _from_text(cls: type[_M], text: str, body: str | None = None) -> _M:
-        """Build a message whose headers are parsed from ``text`` on first use."""
-        msg = cls.__new__(cls)
-        msg._text = text
-        msg._headers = None
-        msg._bare = ()
-        msg._index = None
-        msg._body = body
-        return msg
-
     # -- parsing -----------------------------------------------------------------
 
     def _parse(self) -> Headers:
@@ -284,9 +273,6 @@ class Message(Mapping[str, str]):
         return f"<{type(self).__name__} {' '.join(shown)}{tail}>"
 
 
-_M = TypeVar("_M", bound=Message)
-
-
 class Response(Message):
     """A message with ``Response:`` and no ``Event:`` header: the answer to an action."""
 
@@ -335,18 +321,6 @@ class Event(Message):
         super().__init__(headers, bare_lines=bare_lines, body=body)
         self._name = None
 
-    @classmethod
-    def _from_text_named(cls, text: str, name: str) -> Event:
-        ev = cls._from_text(text)
-        ev._name = name
-        return ev
-
-    @classmethod
-    def _from_text(cls: type[_E], text: str, body: str | None = None) -> _E:
-        ev = super()._from_text(text, body)
-        ev._name = None
-        return ev
-
     @property
     def name(self) -> str:
         """The event's name (the ``Event:`` value)."""
@@ -354,9 +328,6 @@ class Event(Message):
         if name is None:
             name = self._name = self.get("Event", "")
         return name
-
-
-_E = TypeVar("_E", bound=Event)
 
 
 def new_event(text: str, name: str) -> Event:
