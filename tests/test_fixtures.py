@@ -863,3 +863,23 @@ def test_listcommands_keeps_every_header() -> None:
         "AbsoluteTimeout",
         "Set absolute timeout.  (Priv: system,call,all)",
     )
+
+
+@pytest.mark.parametrize("path", bin_files(), ids=fixture_id)
+def test_skipping_unwanted_events_keeps_exactly_the_rest(path: Path) -> None:
+    """Parser.only_events drops whole frames nobody wants and nothing else."""
+    data = path.read_bytes()
+    everything = Parser().feed(data)
+    wanted = frozenset({b"hangup", b"newchannel", b"originateresponse"})
+    parser = Parser()
+    parser.only_events = wanted
+    kept = parser.feed(data)
+
+    def survives(msg: Message) -> bool:
+        return not (
+            isinstance(msg, Event)
+            and msg.headers[0][0] == "Event"
+            and msg.name.lower().encode() not in wanted
+        )
+
+    assert snapshot(kept) == snapshot([m for m in everything if survives(m)])
