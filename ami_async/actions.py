@@ -142,6 +142,8 @@ class ActionsMixin:
 
         async def close(self, *, logoff: bool = True) -> None: ...
 
+        _event_mask: str
+
     async def ping(self, *, timeout: float | None = None) -> Response:
         """``Ping``: a round trip to the server."""
         return await self._send("Ping", {}, timeout=timeout)
@@ -220,6 +222,14 @@ class ActionsMixin:
             fields["Variable"] = {k: escape_variable(v) for k, v in variables.items()}
         fields.update(headers)
         fields["Async"] = True
+        if wait and not _receives_call_events(self._event_mask):
+            # OriginateResponse is a 'call' class event: with that class off it
+            # never arrives, and waiting would only end in a timeout.
+            raise ValueError(
+                f"originate(wait=True) needs the 'call' event class, but the event mask "
+                f"is {self._event_mask!r}: connect with events=True (or a mask with "
+                "'call'), or pass wait=False"
+            )
         if not wait:
             response = await self._send("Originate", fields, timeout=action_timeout)
             return OriginateResult.from_messages(response, None)
@@ -405,6 +415,11 @@ class ActionsMixin:
     async def core_status(self, *, timeout: float | None = None) -> Response:
         """``CoreStatus``: start-up and reload times, current calls."""
         return await self._send("CoreStatus", {}, timeout=timeout)
+
+
+def _receives_call_events(mask: str) -> bool:
+    classes = {c.strip().lower() for c in mask.split(",")}
+    return bool(classes & {"on", "all", "call", "yes", "true"})
 
 
 def escape_variable(value: HeaderScalar) -> str:

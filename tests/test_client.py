@@ -664,3 +664,14 @@ async def test_confbridge_list_rooms_with_no_conference_is_empty(
     pbx.script("ConfbridgeListRooms", {"Response": "Error", "Message": "Permission denied"})
     with pytest.raises(ActionError, match="Permission denied"):
         await ami.confbridge_list_rooms()
+
+
+async def test_originate_and_wait_with_call_events_off_fails_fast(pbx: FakeAsterisk) -> None:
+    async with client_for(pbx, events="system,user") as ami:
+        with pytest.raises(ValueError, match="'call' event class"):
+            await ami.originate("Local/100@test", application="Wait", data="1")
+        assert "Originate" not in [a["Action"] for a in pbx.actions]
+        queued = await ami.originate("Local/100@test", application="Wait", data="1", wait=False)
+        assert queued.success
+        await ami.set_events("call")
+        assert (await ami.originate("Local/100@test", application="Wait", data="1")).success
