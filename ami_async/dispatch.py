@@ -22,7 +22,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from .errors import ActionError, AMIConnectionError, SubscriptionOverflowError
 from .message import Event, Message, Response
@@ -393,7 +393,8 @@ class HandlerRunner:
         self.maxsize = maxsize
         self.overflow: OverflowPolicy = overflow
         self.dropped = 0
-        self._queue: collections.deque[Event] = collections.deque()
+        # Events to handle, or (once) the awaitable a handler classed as sync returned.
+        self._queue: collections.deque[Event | Awaitable[Any]] = collections.deque()
         self._spawn = spawn
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
@@ -404,7 +405,7 @@ class HandlerRunner:
     def _put(self, event: Event) -> None:
         if not self.is_async:
             try:
-                self.handler(event)
+                result = self.handler(event)
             except Exception:
                 logger.exception(
                     "event handler %s raised on %s",
@@ -412,6 +413,15 @@ class HandlerRunner:
                     event.name,
                     extra={"ami_event": event.name},
                 )
+                return
+            if result is None or not inspect.isawaitable(result):
+                return
+            # A sync-looking callable that returns awaitables (a decorated
+            # coroutine function, ``lambda ev: queue.put(ev)``): from now on it
+            # runs on a worker like any async handler, this result first.
+            self.is_async = True
+            self._queue.append(result)
+            self._start()
             return
         queue = self._queue
         if len(queue) >= self.maxsize:
@@ -431,6 +441,9 @@ class HandlerRunner:
             else:
                 return
         queue.append(event)
+        self._start()
+
+    def _start(self) -> None:
         if self._task is None:
             self._task = self._spawn(self._run())
         wake = self._wake
@@ -442,9 +455,10 @@ class HandlerRunner:
         queue = self._queue
         while True:
             while queue:
-                event = queue.popleft()
+                item = queue.popleft()
+                name = item.name if isinstance(item, Event) else "an event"
                 try:
-                    result = self.handler(event)
+                    result = self.handler(item) if isinstance(item, Event) else item
                     if result is not None:
                         await result
                 except asyncio.CancelledError:
@@ -453,8 +467,8 @@ class HandlerRunner:
                     logger.exception(
                         "event handler %s raised on %s",
                         self._name(),
-                        event.name,
-                        extra={"ami_event": event.name},
+                        name,
+                        extra={"ami_event": name},
                     )
             self._wake = loop.create_future()
             try:
@@ -498,13 +512,21 @@ class Dispatcher:
             del self.pending[pending.action_id]
             if pending.wants_events:
                 self._event_waiters -= 1
-            if pending.is_list and pending.complete is None:
+            if (
+                pending.is_list
+                and pending.complete is None
+                and (pending.list_open or pending.response is None)
+            ):
                 # Abandoned before its end (timeout, cancel, break): the rest of the
                 # list still belongs to it and must not reach the subscribers.
-                abandoned = self._abandoned
-                abandoned[pending.action_id] = None
-                if len(abandoned) > 1024:
-                    del abandoned[next(iter(abandoned))]
+                self._abandon(pending.action_id)
+
+    def _abandon(self, action_id: str) -> None:
+        """Drop, until their list ends, the events carrying ``action_id``."""
+        abandoned = self._abandoned
+        abandoned[action_id] = None
+        if len(abandoned) > 1024:
+            del abandoned[next(iter(abandoned))]
 
     def fail_all(self, exc_factory: Callable[[Pending], BaseException]) -> None:
         """Fail every pending action (the link is gone); they are never re-sent."""
@@ -580,7 +602,9 @@ class Dispatcher:
         """The lower-cased event names anyone can want now, or ``None`` for any name.
 
         ``None`` while an action waits for events (list items and follow-up
-        events are matched by ActionID) or a subscriber uses a pattern or ``*``.
+        events are matched by ActionID), or a subscriber uses a pattern, ``*``
+        or a predicate, or a sync handler is registered (user code that runs
+        during dispatch could subscribe to names the parser already skipped).
         The parser skips other events unparsed (:attr:`Parser.only_events`).
         """
         if self._event_waiters or self._abandoned:
@@ -590,9 +614,18 @@ class Dispatcher:
     def _targets_changed(self) -> None:
         self._route_cache.clear()
         names: set[bytes] = set()
-        for matcher, _ in self._targets:
-            if matcher.wildcard or matcher.patterns or not all(n.isascii() for n in matcher.exact):
-                self._wanted = None  # (bytes.lower() folds ASCII only)
+        for matcher, target in self._targets:
+            if (
+                matcher.wildcard
+                or matcher.patterns
+                or not all(n.isascii() for n in matcher.exact)  # bytes.lower() folds ASCII only
+                # User code that runs during dispatch (a sync handler, a predicate)
+                # may subscribe to more names while the rest of the read, filtered
+                # before it ran, waits: never skip then.
+                or matcher.predicate is not None
+                or (isinstance(target, HandlerRunner) and not target.is_async)
+            ):
+                self._wanted = None
                 return
             names.update(name.encode("utf-8", "surrogateescape") for name in matcher.exact)
         self._wanted = frozenset(names)
@@ -669,6 +702,12 @@ class Dispatcher:
             self.discard(pending)
             pending.finish()
             return
+        if not failed:
+            marker = msg.peek("EventList")
+            if marker is not None and marker.lower() == "start":
+                # A list answered to send_action(): its items are not the
+                # subscribers' (they belong to the action); use collect() for them.
+                self._abandon(pending.action_id)
         if pending.follow is not None and not failed:
             if pending.follow_event is not None:
                 self.discard(pending)

@@ -675,3 +675,23 @@ async def test_originate_and_wait_with_call_events_off_fails_fast(pbx: FakeAster
         assert queued.success
         await ami.set_events("call")
         assert (await ami.originate("Local/100@test", application="Wait", data="1")).success
+
+
+async def test_a_subscription_made_by_a_sync_handler_sees_the_rest_of_the_same_read(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    follow: list[ami_async.Subscription] = []
+    started = asyncio.Event()
+
+    @ami.on("Newchannel")
+    def start_following(ev: Event) -> None:
+        channel = ev["Channel"]
+        follow.append(ami.events("Hangup", predicate=lambda e: e["Channel"] == channel))
+        started.set()
+
+    await pbx.send_raw(  # one write: both frames arrive in the same read
+        b"Event: Newchannel\r\nChannel: Local/1@x-1;1\r\n\r\n"
+        b"Event: Hangup\r\nChannel: Local/1@x-1;1\r\nCause: 3\r\n\r\n"
+    )
+    await asyncio.wait_for(started.wait(), 2)
+    assert (await follow[0].get(timeout=2))["Cause"] == "3"

@@ -298,3 +298,71 @@ async def test_parser_skips_only_the_events_nobody_wants() -> None:
     ]
     parser.only_events = None
     assert [m["Channel"] for m in parser.feed(b"Event: Newchannel\r\nChannel: C\r\n\r\n")] == ["C"]
+
+
+async def test_interest_is_none_while_user_code_runs_during_dispatch() -> None:
+    """A sync handler or a predicate may subscribe mid-read: nothing is skipped then."""
+    d = Dispatcher(spawn)
+    d.subscribe(("Hangup",), None, 10, "error")
+    assert d.interest() == frozenset({b"hangup"})
+    d.add_handler(("Newchannel",), lambda e: None, 10, "drop_oldest")
+    assert d.interest() is None
+    d.stop_handlers()
+
+    async def async_handler(e: Event) -> None:
+        pass
+
+    d2 = Dispatcher(spawn)
+    d2.add_handler(("Newchannel",), async_handler, 10, "drop_oldest")
+    assert d2.interest() == frozenset({b"newchannel"})
+    d2.subscribe(("Hangup",), lambda e: True, 10, "error")
+    assert d2.interest() is None
+
+
+async def test_a_sync_handler_that_returns_awaitables_is_awaited_in_order() -> None:
+    d = Dispatcher(spawn)
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def record(e: Event) -> None:
+        await asyncio.sleep(0)
+        seen.append(e["Seq"])
+        if e["Seq"] == "2":
+            done.set()
+
+    d.add_handler(("*",), lambda e: record(e), 10, "drop_oldest")  # looks sync
+    for i in range(3):
+        d.broadcast(ev("UserEvent", Seq=str(i)))
+    await asyncio.wait_for(done.wait(), 2)
+    assert seen == ["0", "1", "2"]
+    d.stop_handlers()
+
+
+async def test_list_items_answered_to_send_action_are_not_broadcast() -> None:
+    d = Dispatcher(spawn)
+    sub = d.subscribe((), None, 10, "error")
+    p = pending(d, "QueueSummary", "q-1")  # send_action, not collect
+    d.feed(
+        parse(
+            "Response: Success\nActionID: q-1\nEventList: start\n\n"
+            "Event: QueueSummary\nActionID: q-1\nQueue: a\n\n"
+            "Event: Hangup\nChannel: X\n\n"
+            "Event: QueueSummaryComplete\nActionID: q-1\nEventList: Complete\n\n"
+            "Event: Newchannel\nChannel: Y\n\n"
+        )
+    )
+    assert p.future.result()["EventList"] == "start"
+    names = []
+    while (e := sub.get_nowait()) is not None:
+        names.append(e.name)
+    assert names == ["Hangup", "Newchannel"]
+    assert d.interest() is None  # a catch-all subscriber
+
+
+async def test_a_list_that_failed_is_not_remembered_as_abandoned() -> None:
+    d = Dispatcher(spawn)
+    d.subscribe(("Hangup",), None, 10, "error")
+    p = pending(d, "DBGet", "f-1", is_list=True)
+    d.feed(parse("Response: Error\nActionID: f-1\nMessage: Database entry not found\n\n"))
+    assert p.future.done()
+    assert d.interest() == frozenset({b"hangup"})  # event skipping still on
