@@ -129,6 +129,9 @@ class Client(ActionsMixin):
         self._ready = False
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        self._open_lock = asyncio.Lock()
+        #: Whether this user has been sent FullyBooted (it needs the system class).
+        self._saw_fully_booted = False
         self._failure: BaseException | None = None
         self._state_waiters: list[asyncio.Future[None]] = []
         self._keepalive: asyncio.Task[None] | None = None
@@ -212,14 +215,34 @@ class Client(ActionsMixin):
     # -- connecting --------------------------------------------------------------------
 
     async def connect(self) -> Client:
-        """Connect and log in (raises AMIConnectionError or AuthenticationError)."""
+        """Connect and log in (raises AMIConnectionError or AuthenticationError).
+
+        While the client is reconnecting by itself, this waits for that instead
+        of opening a second session.
+        """
         if self._closed:
-            raise AMIConnectionError("the client is closed; create a new one")
+            self._raise_if_done()
         if self.connected:
             return self
-        await self._open()
+        if self._reconnector is not None and not self._reconnector.done():
+            try:
+                await self.wait_connected(timeout=self.timeout)
+            except TimeoutError:
+                raise AMIConnectionError(
+                    f"still reconnecting to {self.host}:{self.port} after {self.timeout} s"
+                ) from None
+            return self
+        async with self._open_lock:
+            if self.connected:
+                return self
+            await self._open()
         self._after_connect()
         return self
+
+    def _check_not_closed(self) -> None:
+        """``close()`` ran while connecting: give up this attempt (and its session)."""
+        if self._closed:
+            raise AMIConnectionError("the client was closed while connecting")
 
     def _ssl_context(self) -> _ssl.SSLContext | None:
         if self._ssl is True:
@@ -255,13 +278,17 @@ class Client(ActionsMixin):
                     )
                 except (OSError, _ssl.SSLError) as exc:
                     raise AMIConnectionError(f"cannot connect to {label}: {exc}") from exc
+                self._check_not_closed()
                 self._protocol = protocol
                 self.banner = await protocol.wait_banner()
                 self.ami_version = protocol.parser.ami_version
+                self._check_not_closed()
                 boot = await self._login(protocol)
+                self._check_not_closed()
                 await self._restore_session(protocol)
             if boot is not None:
-                await self._wait_fully_booted(boot)
+                await self._wait_fully_booted(boot, protocol)
+            self._check_not_closed()
             if protocol.closed:
                 raise AMIConnectionError(f"the connection to {label} was lost right after login")
         except asyncio.TimeoutError:
@@ -335,10 +362,29 @@ class Client(ActionsMixin):
             )
         return boot
 
-    async def _wait_fully_booted(self, boot: Subscription) -> None:
-        """Wait (at most ``boot_timeout``) for ``FullyBooted``: a restarting Asterisk
-        refuses actions until then. A user without ``system`` read permission never
-        gets it, so its absence is logged, not an error."""
+    async def _wait_fully_booted(self, boot: Subscription, protocol: AMIProtocol) -> None:
+        """Wait for ``FullyBooted`` where it will come: a restarting Asterisk refuses
+        actions until then.
+
+        Asterisk writes it right after the login's answer, and only to a user that
+        may read the ``system`` class. So a Ping answered without it means it is not
+        coming now: either this user never gets it (no waiting, then or later) or,
+        for a user that got it on an earlier connection, Asterisk is still booting
+        (wait up to ``boot_timeout``).
+        """
+        if boot.qsize():
+            self._saw_fully_booted = True
+            return
+        await self._request(protocol, "Ping", {}, timeout=self.timeout, check=False)
+        if boot.qsize():
+            self._saw_fully_booted = True
+            return
+        if not self._saw_fully_booted:
+            logger.debug(
+                "no FullyBooted after login (a user without the system class?); continuing",
+                extra=self._log_extra,
+            )
+            return
         try:
             await boot.get(timeout=self.boot_timeout)
         except TimeoutError:
@@ -436,42 +482,45 @@ class Client(ActionsMixin):
             await asyncio.sleep(self._backoff(attempt))
             attempt += 1
             try:
-                await self._open()
+                async with self._open_lock:
+                    await self._open()
             except AuthenticationError as exc:
-                auth_failures += 1
-                logger.error(
-                    "reconnect to %s: login refused (%d/%d): %s",
-                    label,
-                    auth_failures,
-                    self.max_auth_failures,
-                    exc,
-                    extra=self._log_extra,
-                )
-                for hook in self._disconnect_hooks:
-                    self._call_hook(hook, self, exc)
-                if auth_failures >= self.max_auth_failures:
-                    self._give_up(exc)
-                    return
-            except AMIError as exc:
-                logger.info(
-                    "reconnect to %s, attempt %d failed: %s",
-                    label,
-                    attempt,
-                    exc,
-                    extra=self._log_extra,
-                )
-                if self.reconnect_max_attempts is not None and (
-                    attempt >= self.reconnect_max_attempts
-                ):
-                    self._give_up(
-                        AMIConnectionError(
-                            f"gave up reconnecting to {label} after {attempt} attempts"
-                        )
+                if _is_credential_refusal(exc):
+                    auth_failures += 1
+                    logger.error(
+                        "reconnect to %s: login refused (%d/%d): %s",
+                        label,
+                        auth_failures,
+                        self.max_auth_failures,
+                        exc,
+                        extra=self._log_extra,
                     )
-                    return
+                    for hook in self._disconnect_hooks:
+                        self._call_hook(hook, self, exc)
+                    if auth_failures >= self.max_auth_failures:
+                        self._give_up(exc)
+                        return
+                    continue
+                # 'Login Already In Use' (a stale session of ours), 'Asterisk is
+                # shutting down': the credentials are fine; try again later.
+                failure: AMIError = exc
+            except AMIError as exc:
+                failure = exc
             else:
                 self.reconnects += 1
                 self._after_connect()
+                return
+            logger.info(
+                "reconnect to %s, attempt %d failed: %s",
+                label,
+                attempt,
+                failure,
+                extra=self._log_extra,
+            )
+            if self.reconnect_max_attempts is not None and attempt >= self.reconnect_max_attempts:
+                self._give_up(
+                    AMIConnectionError(f"gave up reconnecting to {label} after {attempt} attempts")
+                )
                 return
 
     async def _keepalive_loop(self) -> None:
@@ -482,20 +531,57 @@ class Client(ActionsMixin):
             if protocol is None or not self._ready:
                 continue
             try:
-                await self._request(protocol, "Ping", {}, timeout=self.ping_timeout, check=False)
-            except ActionTimeoutError:
-                if protocol is self._protocol:
-                    logger.warning(
-                        "keepalive Ping unanswered within %s s: the link is dead",
-                        self.ping_timeout,
-                        extra=self._log_extra,
-                    )
-                    protocol.cause = ConnectionLostError(
-                        f"keepalive Ping unanswered within {self.ping_timeout} s"
-                    )
-                    protocol.abort()
+                alive = await self._probe(protocol)
             except AMIError:
-                pass
+                continue  # the link went away meanwhile: that is handled elsewhere
+            if not alive and protocol is self._protocol:
+                logger.warning(
+                    "keepalive Ping unanswered within %s s: the link is dead",
+                    self.ping_timeout,
+                    extra=self._log_extra,
+                )
+                protocol.cause = ConnectionLostError(
+                    f"keepalive Ping unanswered within {self.ping_timeout} s"
+                )
+                protocol.abort()
+
+    async def _probe(self, protocol: AMIProtocol) -> bool:
+        """Send a keepalive Ping; False if the link is dead.
+
+        Asterisk runs one action per session at a time, so a Ping sent while a
+        slow action runs (a synchronous Originate ringing, a Reload) is answered
+        after it. The Ping's ``ping_timeout`` therefore counts from the moment no
+        older action is still being answered; each of those has its own timeout,
+        and nothing at all answered within ``action_timeout`` is a dead link too.
+        """
+        ahead = [p for p in self._dispatcher.pending.values() if _blocks_session(p)]
+        pending, data, protocol = self._prepare(protocol, "Ping", {}, check=False)
+        try:
+            try:
+                await asyncio.wait_for(protocol.drain(), self.ping_timeout)
+            except asyncio.TimeoutError:
+                return False  # the peer has not read a byte for ping_timeout
+            protocol.write(data)
+            while True:
+                done, _ = await asyncio.wait({pending.future}, timeout=self.ping_timeout)
+                if done:
+                    pending.future.result()  # a lost link raises here
+                    return True
+                blockers = {p.future for p in ahead if _blocks_session(p)}
+                if not blockers:
+                    return False
+                # Queued behind an older action: wait for it, then give the Ping
+                # its full timeout again.
+                done, _ = await asyncio.wait(
+                    blockers | {pending.future},
+                    timeout=self.action_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    return False  # nothing at all answered for action_timeout
+                ahead = [p for p in ahead if not p.future.done()]
+        finally:
+            self._dispatcher.discard(pending)
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -522,17 +608,20 @@ class Client(ActionsMixin):
             self._dispatcher.fail_all(
                 lambda p: ConnectionLostError(f"{p.action}: the client was closed")
             )
-            if protocol is not None:
-                protocol.close()
             self._dispatcher.end_subscriptions(None)
-            self._dispatcher.stop_handlers()
-            tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+            # An async handler may be what called close(): its own task is spared.
+            current = asyncio.current_task()
+            self._dispatcher.stop_handlers(spare=current)
+            self._wake_state_waiters()
+            tasks = [t for t in self._tasks if t is not current]
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            self._wake_state_waiters()
+            if protocol is not None:
+                await protocol.shut(grace=1.0)
         finally:
+            self._wake_state_waiters()
             self._closing.set_result(None)
 
     async def __aenter__(self) -> Client:
@@ -613,11 +702,14 @@ class Client(ActionsMixin):
         try:
             if protocol._paused:
                 drain = asyncio.ensure_future(protocol.drain())
-                done, _ = await asyncio.wait(
-                    (drain, pending.future), return_when=asyncio.FIRST_COMPLETED
-                )
+                try:
+                    done, _ = await asyncio.wait(
+                        (drain, pending.future), return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    if not drain.done():
+                        drain.cancel()  # timed out or cancelled: leave no task behind
                 if drain not in done:
-                    drain.cancel()
                     return pending.future.result()  # raises the timeout
                 drain.result()
             protocol.write(data)
@@ -692,9 +784,13 @@ class Client(ActionsMixin):
         if name.lower() == "logoff":
             # The server answers Goodbye and closes: that close is ours, not a loss.
             protocol.expect_close = True
-        response = await self._run(pending, data, protocol, self._budget(timeout))
-        if protocol.expect_close and response.get("Response", "").lower() != "goodbye":
-            protocol.expect_close = False
+        goodbye = False
+        try:
+            response = await self._run(pending, data, protocol, self._budget(timeout))
+            goodbye = response.get("Response", "").lower() == "goodbye"
+        finally:
+            if not goodbye:
+                protocol.expect_close = False  # no Goodbye: a later close is a loss
         return response
 
     def _live(self) -> AMIProtocol | None:
@@ -913,6 +1009,21 @@ def _mask(events: bool | str) -> str:
     if not isinstance(events, str) or not events.strip():
         raise ValueError("events must be True, False or a class list such as 'call,system'")
     return events
+
+
+def _blocks_session(pending: Pending) -> bool:
+    """Is Asterisk still busy answering this action (so later ones wait behind it)?"""
+    if pending.future.done():
+        return False
+    return pending.response is None or (pending.is_list and pending.list_open)
+
+
+def _is_credential_refusal(exc: AuthenticationError) -> bool:
+    """True when the server refused the credentials themselves (not a transient refusal)."""
+    if exc.response is None:
+        return True
+    text = (exc.response.get("Message") or "").lower()
+    return not any(word in text for word in ("already in use", "shutting down", "booting"))
 
 
 def _wants_system(mask: str) -> bool:

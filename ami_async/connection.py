@@ -9,6 +9,7 @@ loss of the connection with its cause. It never waits on a consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -64,6 +65,7 @@ class AMIProtocol(asyncio.Protocol):
         self.cause: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._banner: asyncio.Future[str | None] = self._loop.create_future()
+        self._lost: asyncio.Future[None] = self._loop.create_future()
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._batch: list[bytes] | None = None
@@ -108,6 +110,8 @@ class AMIProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self._lost.done():
+            self._lost.set_result(None)
         if self.cause is None:
             self.cause = exc
         if not self._banner.done():
@@ -179,6 +183,22 @@ class AMIProtocol(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self._flush()  # what was written goes out before the close
             self.transport.close()
+
+    async def shut(self, grace: float) -> None:
+        """Close, letting what was written go out for at most ``grace`` seconds.
+
+        A peer that stopped reading would keep a plain close (and the socket)
+        waiting forever: after ``grace`` the connection is aborted.
+        """
+        self.close()
+        if self.transport is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._lost), grace)
+        except asyncio.TimeoutError:
+            self.abort()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
 
     def abort(self) -> None:
         if self.transport is not None and not self.closed:

@@ -398,6 +398,7 @@ class HandlerRunner:
         self._spawn = spawn
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
+        self._stopped = False
 
     def _name(self) -> str:
         return getattr(self.handler, "__qualname__", repr(self.handler))
@@ -453,8 +454,8 @@ class HandlerRunner:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue
-        while True:
-            while queue:
+        while not self._stopped:
+            while queue and not self._stopped:
                 item = queue.popleft()
                 name = item.name if isinstance(item, Event) else "an event"
                 try:
@@ -470,17 +471,24 @@ class HandlerRunner:
                         name,
                         extra={"ami_event": name},
                     )
+            if self._stopped:
+                return
             self._wake = loop.create_future()
             try:
                 await self._wake
             finally:
                 self._wake = None
 
-    def stop(self) -> None:
-        if self._task is not None:
+    def stop(self, spare: asyncio.Task[Any] | None = None) -> None:
+        """Stop the worker (unless it is ``spare``: it then ends once its handler returns)."""
+        self._stopped = True
+        if self._task is not None and self._task is not spare:
             self._task.cancel()
-            self._task = None
+        self._task = None
         self._queue.clear()
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
 
 class Dispatcher:
@@ -594,9 +602,9 @@ class Dispatcher:
         self._targets = [(m, t) for m, t in self._targets if not isinstance(t, Subscription)]
         self._targets_changed()
 
-    def stop_handlers(self) -> None:
+    def stop_handlers(self, spare: asyncio.Task[Any] | None = None) -> None:
         for runner in self.handler_runners():
-            runner.stop()
+            runner.stop(spare)
 
     def interest(self) -> frozenset[bytes] | None:
         """The lower-cased event names anyone can want now, or ``None`` for any name.

@@ -59,7 +59,16 @@ class Parser:
     grown further (the parser is then unusable: the stream cannot be re-synced).
     """
 
-    __slots__ = ("_broken", "_buf", "_expect_banner", "_max", "_scan", "banner", "only_events")
+    __slots__ = (
+        "_broken",
+        "_buf",
+        "_expect_banner",
+        "_follows_decided",
+        "_max",
+        "_scan",
+        "banner",
+        "only_events",
+    )
 
     def __init__(
         self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, expect_banner: bool = True
@@ -72,6 +81,7 @@ class Parser:
         # in the current frame was already searched): feeding one byte at a time
         # stays linear.
         self._scan = 0
+        self._follows_decided = False
         self._expect_banner = expect_banner
         self._broken: ProtocolError | None = None
         #: The banner line (``"Asterisk Call Manager/11.0.0"``) once seen.
@@ -193,8 +203,23 @@ class Parser:
     def _find_follows_end(self, buf: bytes | bytearray, start: int, n: int) -> tuple[int, int]:
         """``(content_end, next_frame_start)`` of a ``Response: Follows`` frame, or ``(-1, -1)``.
 
-        It ends only at ``--END COMMAND--`` followed by an empty line."""
+        It ends at ``--END COMMAND--`` followed by an empty line. A Follows frame
+        with no CLI text and no marker (proxies and fakes send them) ends at its
+        first empty line, as long as only CRLF header lines came before it.
+        """
         scan = max(start, self._scan - len(_END_COMMAND))
+        if not self._follows_decided:
+            # Only the frame's first empty line can end it early: decide once.
+            # (_scan is the end of the last search less the marker's length.)
+            resume = self._scan + len(_END_COMMAND) - 3 if self._scan else start
+            blank = buf.find(b"\r\n\r\n", max(start, resume))
+            if blank >= 0:
+                self._follows_decided = True
+                head = buf[start:blank]
+                if _END_COMMAND not in head and head.count(b"\n") == head.count(b"\r\n"):
+                    self._scan = 0
+                    self._follows_decided = False
+                    return blank + 2, blank + 4  # no CLI line began: headers only
         while True:
             marker = buf.find(_END_COMMAND, scan)
             if marker < 0:
@@ -216,6 +241,7 @@ class Parser:
                 complete = True
             if complete:
                 self._scan = 0
+                self._follows_decided = False
                 return marker, p
             if p >= 0:
                 self._scan = marker  # wait for the rest of the terminator

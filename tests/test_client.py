@@ -695,3 +695,101 @@ async def test_a_subscription_made_by_a_sync_handler_sees_the_rest_of_the_same_r
     )
     await asyncio.wait_for(started.wait(), 2)
     assert (await follow[0].get(timeout=2))["Cause"] == "3"
+
+
+# -- review: closing at awkward moments -----------------------------------------------------
+
+
+async def test_close_while_connecting_leaves_no_session(pbx: FakeAsterisk) -> None:
+    hooks: list[str] = []
+    client = Client(
+        "localhost",  # a name to resolve: connect() is still in progress below
+        pbx.port,
+        username="admin",
+        secret=SECRET,
+        ping_interval=None,
+        on_connect=lambda c: hooks.append("connected"),
+    )
+    connecting = asyncio.ensure_future(client.connect())
+    await asyncio.sleep(0)
+    await client.close()  # e.g. a service shutting down during its start-up
+    with pytest.raises(ami_async.AMIConnectionError, match="closed"):
+        await asyncio.wait_for(connecting, 5)
+    assert not client.connected
+    assert hooks == []
+    assert await _no_live_session(pbx)
+
+
+async def _no_live_session(pbx: FakeAsterisk) -> bool:
+    """True once the server has no open session (it notices the close a little later)."""
+    for _ in range(200):
+        if not [s for s in pbx.sessions if not s.closed]:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_close_from_inside_an_async_handler(pbx: FakeAsterisk) -> None:
+    client = client_for(pbx, ping_interval=30)  # the keepalive: a task close() must end
+    await client.connect()
+    closed = asyncio.Event()
+
+    @client.on("Shutdown")
+    async def on_shutdown(ev: Event) -> None:
+        await client.close()
+        closed.set()
+
+    await pbx.emit("Shutdown", Shutdown="Cleanly")
+    await asyncio.wait_for(closed.wait(), 2)  # close() returned (it used to raise there)
+    assert client.closed
+    await client.close()
+    with pytest.raises(ami_async.AMIConnectionError, match="closed"):
+        await client.wait_connected(timeout=1)
+
+
+async def test_a_logoff_that_times_out_does_not_make_a_later_loss_silent(
+    pbx: FakeAsterisk,
+) -> None:
+    lost: list[BaseException | None] = []
+    client = client_for(pbx, on_disconnect=lambda c, exc: lost.append(exc))
+    await client.connect()
+    pbx.script("Logoff")  # never answered
+    with pytest.raises(ActionTimeoutError):
+        await client.send_action("Logoff", timeout=0.1)
+    gone = asyncio.Event()
+    client.add_disconnect_hook(lambda c, exc: gone.set())
+    await pbx.drop()
+    await asyncio.wait_for(gone.wait(), 2)
+    assert lost  # reported as a loss, not taken for the end of a logoff
+    assert not client.closed
+    await client.close(logoff=False)
+
+
+async def test_close_does_not_wait_forever_for_a_peer_that_stopped_reading() -> None:
+    proceed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        line = await reader.readuntil(b"\r\n\r\n")
+        action_id = next(
+            x.split(b": ", 1)[1] for x in line.split(b"\r\n") if x.startswith(b"ActionID")
+        )
+        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+        await proceed.wait()  # never reads again
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Client("127.0.0.1", port, username="u", secret="x", ping_interval=None, events=False)
+    await client.connect()
+    protocol = client._protocol
+    assert protocol is not None
+    big = "x" * 60_000
+    tasks = [
+        asyncio.ensure_future(client.send_action("UserEvent", Body=big, timeout=0.2))
+        for _ in range(100)
+    ]
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.wait_for(client.close(logoff=False), 5)  # bounded, not stuck in flush
+    assert protocol.closed
+    proceed.set()
+    server.close()

@@ -745,3 +745,26 @@ def test_encode_action_unencodable_text_is_invalid_action_without_secret() -> No
     assert encode_action("Setvar", {"Value": "caf\udce9"}) == (
         b"Action: Setvar\r\nValue: caf\xe9\r\n\r\n"
     )
+
+
+def test_a_follows_frame_without_marker_or_body_ends_at_its_empty_line() -> None:
+    """Not Asterisk (it always sends the marker), but proxies and fakes do."""
+    parser = Parser(expect_banner=False)
+    msgs = parser.feed(
+        b"Response: Follows\r\nPrivilege: Command\r\nActionID: 1\r\n\r\n"
+        b"Response: Success\r\nActionID: 2\r\nPing: Pong\r\n\r\n"
+        b"Event: Hangup\r\nChannel: A\r\n\r\n"
+    )
+    assert [m.get("ActionID") or m.get("Event") for m in msgs] == ["1", "2", "Hangup"]
+    assert msgs[0].body == ""
+    assert parser.buffered == 0
+
+
+def test_a_follows_body_with_crlf_blank_line_inside_still_needs_the_marker() -> None:
+    parser = Parser(expect_banner=False)
+    data = (
+        b"Response: Follows\r\nPrivilege: Command\r\n"
+        b"line one\n\r\n\r\nmore\n--END COMMAND--\r\n\r\n"
+    )
+    (msg,) = parser.feed(data)
+    assert msg.body == "line one\n\r\n\r\nmore\n"

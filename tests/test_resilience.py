@@ -17,7 +17,7 @@ from ami_async import (
     ConnectionLostError,
     Event,
 )
-from ami_async.testing import FakeAsterisk
+from ami_async.testing import FakeAsterisk, make_response
 
 SECRET = "s3cr3t-Zq9-value"
 
@@ -452,3 +452,73 @@ async def test_quirk_events_action_with_no_reply(pbx: FakeAsterisk) -> None:
         await hooks.wait(lambda: hooks.connects == 2)
         login = next(a for a in pbx.actions[before:] if a["Action"] == "Login")
         assert login["Events"] == "on"  # the mask the server applied is kept
+
+
+# -- review: the keepalive, concurrent connects, transient refusals, FullyBooted -------------
+
+
+async def test_keepalive_waits_behind_a_slow_action_instead_of_dropping_the_link(
+    pbx: FakeAsterisk,
+) -> None:
+    """Asterisk answers one action at a time: a Ping queued behind a slow one is late."""
+
+    async def slow(session: Any, action: Any) -> Any:
+        await asyncio.sleep(1.0)  # a synchronous Originate ringing, a Reload...
+        return make_response(action, "Success", Message="Originate successfully queued")
+
+    pbx.on_action("Originate", slow)
+    hooks = Hooks()
+    async with make_client(pbx, hooks, ping_interval=0.1, ping_timeout=0.3) as ami:
+        response = await ami.send_action("Originate", Channel="Local/1@x", Application="Wait")
+        assert response["Message"] == "Originate successfully queued"
+        assert ami.reconnects == 0
+        assert hooks.causes == []
+
+
+async def test_connect_during_a_reconnect_waits_for_it_instead_of_opening_a_second_session(
+    pbx: FakeAsterisk,
+) -> None:
+    hooks = Hooks()
+    ami = make_client(pbx, hooks, reconnect_delay=0.2, reconnect_max_delay=0.2)
+    await ami.connect()
+    await pbx.drop()
+    await hooks.wait(lambda: len(hooks.causes) == 1)
+    await ami.connect()  # the usual "if not connected: connect()" during the reconnect
+    assert ami.connected
+    reconnector = ami._reconnector
+    assert reconnector is not None
+    await asyncio.wait_for(reconnector, 2)  # whatever it was going to do is done
+    assert hooks.connects == 2
+    assert len([s for s in pbx.sessions if not s.closed]) == 1
+    await ami.close()
+
+
+async def test_a_transient_login_refusal_during_reconnect_is_retried(pbx: FakeAsterisk) -> None:
+    refusals = 0
+
+    async def login(session: Any, action: Any) -> None:
+        nonlocal refusals
+        if refusals < 4:  # the stale session of ours is still there for a while
+            refusals += 1
+            await session.send(make_response(action, "Error", Message="Login Already In Use"))
+            session.close()
+            return
+        session.authenticated = True
+        await session.send(make_response(action, "Success", Message="Authentication accepted"))
+
+    hooks = Hooks()
+    async with make_client(pbx, hooks, max_auth_failures=2, boot_timeout=0.1) as ami:
+        pbx.on_action("Login", login)
+        await pbx.drop()
+        await hooks.wait(lambda: hooks.connects == 2)  # connected again in the end
+        assert refusals == 4  # more than max_auth_failures, yet not taken as bad credentials
+        assert not ami.closed
+        assert len(hooks.causes) == 1  # the loss only: transient refusals are not reported
+
+
+async def test_no_fully_booted_wait_for_a_user_that_never_gets_it() -> None:
+    async with FakeAsterisk(users={"admin": SECRET}, fully_booted=False) as server:
+        ami = make_client(server, boot_timeout=30.0, timeout=60.0)
+        await asyncio.wait_for(ami.connect(), 5)  # does not wait the 30 s boot_timeout
+        assert ami.connected
+        await ami.close()
