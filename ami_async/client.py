@@ -662,12 +662,11 @@ class Client(ActionsMixin):
     ) -> tuple[Pending, bytes, AMIProtocol]:
         fields = dict(headers)
         action_id: str | None = None
-        for key in list(fields):
-            if key.lower() == "actionid":
-                value = fields.pop(key)
-                if not isinstance(value, str) or not value:
-                    raise InvalidActionError("ActionID must be a non-empty string")
-                action_id = value
+        for key in [k for k in fields if len(k) == 8 and k.lower() == "actionid"]:
+            value = fields.pop(key)
+            if not isinstance(value, str) or not value:
+                raise InvalidActionError("ActionID must be a non-empty string")
+            action_id = value
         if action_id is None:
             action_id = self._next_action_id()
         # Encoding first: bad input is refused before anything is registered or written.
@@ -781,13 +780,14 @@ class Client(ActionsMixin):
         check: bool = True,
     ) -> Response:
         pending, data, protocol = self._prepare(self._live(), name, headers, check=check)
-        if name.lower() == "logoff":
-            # The server answers Goodbye and closes: that close is ours, not a loss.
-            protocol.expect_close = True
+        if name.lower() != "logoff":
+            return await self._run(pending, data, protocol, self._budget(timeout))
+        # The server answers Goodbye and closes: that close is ours, not a loss.
+        protocol.expect_close = True
         goodbye = False
         try:
             response = await self._run(pending, data, protocol, self._budget(timeout))
-            goodbye = response.get("Response", "").lower() == "goodbye"
+            goodbye = response.response.lower() == "goodbye"
         finally:
             if not goodbye:
                 protocol.expect_close = False  # no Goodbye: a later close is a loss

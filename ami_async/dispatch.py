@@ -710,7 +710,8 @@ class Dispatcher:
             self.discard(pending)
             pending.finish()
             return
-        if not failed:
+        text = msg._text
+        if not failed and (text is None or "EventList" in text):  # (a Ping's answer: no)
             marker = msg.peek("EventList")
             if marker is not None and marker.lower() == "start":
                 # A list answered to send_action(): its items are not the
