@@ -793,4 +793,3 @@ async def test_close_does_not_wait_forever_for_a_peer_that_stopped_reading() -> 
     assert protocol.closed
     proceed.set()
     server.close()
-
