@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import secrets
+import socket as _socket
 import ssl as _ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -239,6 +240,22 @@ class Client(ActionsMixin):
         self._after_connect()
         return self
 
+    def _tcp_keepalive(self, protocol: AMIProtocol) -> None:
+        """Let the kernel probe the peer too: it notices a vanished host or a dropped
+        NAT mapping even while a slow action keeps the AMI keepalive waiting."""
+        if not self.ping_interval or protocol.transport is None:
+            return
+        sock = protocol.transport.get_extra_info("socket")
+        if sock is None:
+            return
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
+            idle = max(1, int(self.ping_interval))
+            interval = max(1, int(self.ping_timeout))
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL, interval)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPCNT, 3)
+
     def _check_not_closed(self) -> None:
         """``close()`` ran while connecting: give up this attempt (and its session)."""
         if self._closed:
@@ -280,6 +297,7 @@ class Client(ActionsMixin):
                     raise AMIConnectionError(f"cannot connect to {label}: {exc}") from exc
                 self._check_not_closed()
                 self._protocol = protocol
+                self._tcp_keepalive(protocol)
                 self.banner = await protocol.wait_banner()
                 self.ami_version = protocol.parser.ami_version
                 self._check_not_closed()

@@ -281,7 +281,10 @@ class Soak:
                 proxy.stall(rng.choice(("both", "to_client")))
                 self._stalling = True
                 started = time.monotonic()
-                limit = args.ping_interval + args.ping_timeout + 2.0
+                # The keepalive's Ping waits behind the actions already in flight
+                # (Asterisk answers one at a time): detection takes up to their
+                # timeout plus the Ping's.
+                limit = args.ping_interval + args.action_timeout + args.ping_timeout + 2.0
                 if await self.wait_lost(limit):
                     stats.stall_detect.append(time.monotonic() - started)
                 else:

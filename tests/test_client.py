@@ -793,3 +793,18 @@ async def test_close_does_not_wait_forever_for_a_peer_that_stopped_reading() -> 
     assert protocol.closed
     proceed.set()
     server.close()
+
+
+async def test_tcp_keepalive_is_on_when_the_ami_keepalive_is(pbx: FakeAsterisk) -> None:
+    import socket
+
+    async with client_for(pbx, ping_interval=7, ping_timeout=2) as ami:
+        assert ami._protocol is not None and ami._protocol.transport is not None
+        sock = ami._protocol.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 2
+    async with client_for(pbx) as quiet:  # ping_interval=None: left as the system has it
+        assert quiet._protocol is not None and quiet._protocol.transport is not None
+        sock = quiet._protocol.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
