@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _servers import deaf_server
 
 import ami_async
 from ami_async import (
@@ -766,45 +767,18 @@ async def test_a_logoff_that_times_out_does_not_make_a_later_loss_silent(
 
 
 async def test_close_does_not_wait_forever_for_a_peer_that_stopped_reading() -> None:
-    proceed = asyncio.Event()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
-        line = await reader.readuntil(b"\r\n\r\n")
-        action_id = next(
-            x.split(b": ", 1)[1] for x in line.split(b"\r\n") if x.startswith(b"ActionID")
+    async with deaf_server() as port:
+        client = Client(
+            "127.0.0.1", port, username="u", secret="x", ping_interval=None, events=False
         )
-        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
-        await proceed.wait()  # never reads again
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = Client("127.0.0.1", port, username="u", secret="x", ping_interval=None, events=False)
-    await client.connect()
-    protocol = client._protocol
-    assert protocol is not None
-    big = "x" * 60_000
-    tasks = [
-        asyncio.ensure_future(client.send_action("UserEvent", Body=big, timeout=0.2))
-        for _ in range(100)
-    ]
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.wait_for(client.close(logoff=False), 5)  # bounded, not stuck in flush
-    assert protocol.closed
-    proceed.set()
-    server.close()
-
-
-async def test_tcp_keepalive_is_on_when_the_ami_keepalive_is(pbx: FakeAsterisk) -> None:
-    import socket
-
-    async with client_for(pbx, ping_interval=7, ping_timeout=2) as ami:
-        assert ami._protocol is not None and ami._protocol.transport is not None
-        sock = ami._protocol.transport.get_extra_info("socket")
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 2
-    async with client_for(pbx) as quiet:  # ping_interval=None: left as the system has it
-        assert quiet._protocol is not None and quiet._protocol.transport is not None
-        sock = quiet._protocol.transport.get_extra_info("socket")
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+        await client.connect()
+        protocol = client._protocol
+        assert protocol is not None
+        big = "x" * 60_000
+        tasks = [
+            asyncio.ensure_future(client.send_action("UserEvent", Body=big, timeout=0.2))
+            for _ in range(100)
+        ]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait_for(client.close(logoff=False), 5)  # bounded, not stuck in flush
+        assert protocol.closed

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _servers import answer_login, deaf_server
 
 from ami_async import (
     AMIConnectionError,
@@ -225,12 +226,7 @@ async def test_flood_with_a_slow_subscriber_keeps_memory_flat() -> None:
     done_sending = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
-        line = await reader.readuntil(b"\r\n\r\n")  # Login
-        action_id = next(
-            x.split(b": ", 1)[1] for x in line.split(b"\r\n") if x.startswith(b"ActionID")
-        )
-        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+        await answer_login(reader, writer)
         for _ in range(total // 2000):
             writer.write(chunk)
             await writer.drain()
@@ -285,19 +281,11 @@ def _rss_kb() -> int:
 
 async def test_a_sender_waits_for_the_transport_to_drain_within_its_timeout() -> None:
     """A server that stops reading: the write path is bounded, the action times out."""
-    proceed = asyncio.Event()
+    async with deaf_server() as port:
+        await _fill_and_time_out(port)
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
-        line = await reader.readuntil(b"\r\n\r\n")
-        action_id = next(
-            x.split(b": ", 1)[1] for x in line.split(b"\r\n") if x.startswith(b"ActionID")
-        )
-        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
-        await proceed.wait()  # never reads again
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+async def _fill_and_time_out(port: int) -> None:
     ami = Client("127.0.0.1", port, username="u", secret="x", ping_interval=None, events=False)
     await ami.connect()
     big = "x" * 60_000
@@ -313,9 +301,7 @@ async def test_a_sender_waits_for_the_transport_to_drain_within_its_timeout() ->
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, TimeoutError) for r in results)
     assert ami.pending_actions == 0
-    proceed.set()
     await ami.close(logoff=False)
-    server.close()
 
 
 # -- 4. a hostile or broken server ----------------------------------------------------------
