@@ -1,4 +1,4 @@
-"""``python -m ami_async`` and the ``ami-async`` console script (see :mod:`ami_async.cli`)."""
+"""`python -m ami_async` and the `ami-async` console script (see `ami_async.cli`)."""
 
 from __future__ import annotations
 

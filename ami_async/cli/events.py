@@ -1,0 +1,128 @@
+"""``ami-async events``: tail events, one per line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fnmatch
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import SubscriptionOverflowError
+from ..message import Event
+from .common import (
+    EXIT_OK,
+    PROG,
+    UsageError,
+    add_verbose,
+    err,
+    out,
+    pairs,
+    run_async,
+    subparser,
+    verbosity,
+)
+from .connection import Settings, add_connection, log, open_client, resolve_settings
+from .output import dumps, event_line, message_json
+
+#: Keepalive of the long-running ``events`` tail; one-shot commands send none.
+#: Keepalive of the long-running `events` tail; one-shot commands send none.
+TAIL_PING_INTERVAL = 20.0
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def where_predicate(conditions: Sequence[tuple[str, str]]) -> Callable[[Event], bool] | None:
+    """Every ``(key, pattern)`` must match one of the event's values for that key."""
+    if not conditions:
+        return None
+
+    def matches(event: Event) -> bool:
+        return all(
+            any(fnmatch.fnmatchcase(value, pattern) for value in event.get_all(key))
+            for key, pattern in conditions
+        )
+
+    return matches
+
+
+def _run_events(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.subparser
+    if args.count is not None and args.count < 1:
+        raise UsageError("--count must be at least 1", parser)
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError("--duration must be a positive number of seconds", parser)
+    where = pairs(args.where, "--where", parser)
+    settings = resolve_settings(args, os.environ)
+    return run_async(lambda: _events(args, settings, where))
+
+
+async def _events(
+    args: argparse.Namespace, settings: Settings, where: list[tuple[str, str]]
+) -> int:
+    mask: bool | str = args.mask if args.mask else True
+    async with open_client(
+        settings,
+        events=mask,
+        reconnect=True,
+        ping_interval=TAIL_PING_INTERVAL,
+        trace=verbosity(args) >= 2,
+    ) as ami:
+        # Subscribed before connecting: nothing sent after the login is missed.
+        subscription = ami.events(*args.names, predicate=where_predicate(where))
+        await ami.connect()
+        log.info("connected; waiting for events (Ctrl-C to stop)")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + args.duration if args.duration is not None else None
+        seen = 0
+        while args.count is None or seen < args.count:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                event = await subscription.get(timeout=remaining)
+            except TimeoutError:
+                break
+            except SubscriptionOverflowError as exc:
+                err(f"warning: {exc.dropped} event(s) lost: this terminal read too slowly")
+                continue
+            out(dumps(message_json(event)) if args.json else event_line(event), flush=True)
+            seen += 1
+    return EXIT_OK
+
+
+def add_events(subparsers: Any) -> None:
+    """The ``events`` subcommand."""
+    events = subparser(
+        subparsers,
+        "events",
+        "tail events, one per line",
+        "Print events as they arrive: one line per event (time, name, Key=value\n"
+        "fields), or one JSON object per line with --json. Names are exact (any case)\n"
+        "or fnmatch patterns; none means every event.",
+        "examples:\n"
+        f"  {PROG} events\n"
+        f"  {PROG} events Hangup 'Queue*' --where Channel='PJSIP/100-*'\n"
+        f"  {PROG} events --json --count 10 > events.jsonl",
+    )
+    events.add_argument("names", nargs="*", metavar="NAME", help="event name or pattern")
+    events.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only events whose KEY header matches VALUE (an fnmatch pattern); repeatable, "
+        "all must match",
+    )
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    events.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    events.add_argument(
+        "--mask",
+        metavar="CLASSES",
+        help="event classes asked for at login, e.g. call,agent (default: all)",
+    )
+    add_connection(events)
+    add_verbose(events, "verbose")
+    events.set_defaults(handler=_run_events)
