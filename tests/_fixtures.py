@@ -12,19 +12,25 @@ import itertools
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ami_async.message import Message
+from ami_async.message import Event, Message, Response
 from ami_async.protocol import Parser
 
 __all__ = [
+    "BANNERS",
     "FIXTURES",
     "VERSIONS",
+    "Facts",
     "Record",
     "Snapshot",
+    "agi_transcripts",
     "bin_files",
+    "check_facts",
     "feed_chunks",
     "fixture_id",
     "fixtures_dir",
@@ -36,6 +42,8 @@ __all__ = [
 
 #: The fixture folders whose captures every parser test covers.
 VERSIONS = ("asterisk-22", "asterisk-13")
+#: The AMI version each folder's banner announces (``Asterisk Call Manager/<version>``).
+BANNERS = {"asterisk-22": "11.0.0", "asterisk-13": "2.10.6"}
 
 _DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 #: The fixtures directory (``AMI_FIXTURES`` overrides the default location).
@@ -65,6 +73,15 @@ def bin_files() -> list[Path]:
             raise FileNotFoundError(f"no .bin captures in {root / version}")
         files.extend(found)
     return files
+
+
+def agi_transcripts() -> list[Path]:
+    """Every FastAGI transcript (``.agi``; its joined ``<<<`` payloads are the ``.raw`` file).
+
+    These are AGI, not AMI: no AMI parser test reads them.
+    """
+    root = fixtures_dir()
+    return [p for version in VERSIONS for p in sorted((root / version).glob("*.agi"))]
 
 
 def fixture_id(path: Path) -> str:
@@ -152,3 +169,61 @@ def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     """Split ``data`` at the given offsets."""
     bounds = [0, *sorted(cuts), len(data)]
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the bytes of one capture say (counted with grep, not with this parser).
+
+    ``sequence``: every message in order, ``R:<Response value>`` or the event name.
+    ``counts``: exact number of events of each listed name.
+    ``lists``: ActionID -> names of the events that carry it, in order.
+    ``values``: ``(selector, key, every value of key)``; a selector is ``#<ActionID>``
+    (the response with that ActionID), ``@<index>`` (a message by position) or
+    ``<EventName>`` / ``<EventName>:<n>`` (the n-th event of that name, 0-based).
+    ``unanswered``: ActionIDs the client sent that no response carries.
+    """
+
+    messages: int
+    events: int
+    sequence: str = ""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    lists: Mapping[str, str] = field(default_factory=dict)
+    values: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    unanswered: tuple[str, ...] = ()
+
+
+def select(msgs: Sequence[Message], selector: str) -> Message:
+    """The message a `Facts` selector names (see `Facts`)."""
+    if selector.startswith("@"):
+        return msgs[int(selector[1:])]
+    if selector.startswith("#"):
+        found = [m for m in msgs if isinstance(m, Response) and m.action_id == selector[1:]]
+        assert len(found) == 1, selector
+        return found[0]
+    name, _, nth = selector.partition(":")
+    events = [m for m in msgs if isinstance(m, Event) and m.name == name]
+    return events[int(nth or 0)]
+
+
+def check_facts(version: str, scenario: str, facts: Facts) -> None:
+    """Parse ``<version>/<scenario>.bin`` whole and assert every one of ``facts``."""
+    parser, msgs = parse((fixtures_dir() / version / f"{scenario}.bin").read_bytes())
+    assert parser.ami_version == BANNERS[version]
+    assert len(msgs) == facts.messages
+    events = [m for m in msgs if isinstance(m, Event)]
+    assert len(events) == facts.events
+    if facts.sequence:
+        got = [m.name if isinstance(m, Event) else f"R:{m['Response']}" for m in msgs]
+        assert got == facts.sequence.split()
+    counts = Counter(e.name for e in events)
+    for name, n in facts.counts.items():
+        assert counts[name] == n, name
+    for action_id, names in facts.lists.items():
+        carried = [e.name for e in events if e.action_id == action_id]
+        assert carried == names.split(), action_id
+    for selector, key, values in facts.values:
+        assert select(msgs, selector).get_all(key) == list(values), (selector, key)
+    answered = {m.action_id for m in msgs if isinstance(m, Response)}
+    for action_id in facts.unanswered:
+        assert action_id not in answered, action_id
