@@ -1,4 +1,4 @@
-"""``ami-async action``, ``command`` and ``originate``: one request, its answer printed."""
+"""`ami-async action`, `command` and `originate`: one request, its answer printed."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ from .output import describe_result, dumps, print_message, printable, result_jso
 
 # -- action and command --------------------------------------------------------------------------
 
-#: Keyword names of ``Client.collect`` that a header must not shadow.
+#: Keyword names of `Client.collect` that a header must not shadow.
 _RESERVED = frozenset({"timeout", "complete_event"})
 
 
 def action_headers(pairs: Sequence[tuple[str, str]]) -> dict[str, str | list[str]]:
-    """``KEY=VALUE`` pairs as action headers; a repeated key becomes a list (sent in order)."""
+    """`KEY=VALUE` pairs as action headers; a repeated key becomes a list (sent in order)."""
     headers: dict[str, str | list[str]] = {}
     for key, value in pairs:
         if key in _RESERVED:  # AMI keys are case-insensitive; keyword arguments are not
@@ -143,11 +143,14 @@ async def _originate(
         out(dumps(result_json(result)))
     else:
         out(describe_result(result))
-    return EXIT_OK if result.success else EXIT_ACTION
+    if not result.success:
+        err("the call failed" + (f": {result.reason_text}" if result.reason_text else ""))
+        return EXIT_ACTION
+    return EXIT_OK
 
 
 def add_action(subparsers: Any) -> None:
-    """The ``action`` subcommand."""
+    """The `action` subcommand."""
     action = subparser(
         subparsers,
         "action",
@@ -163,7 +166,10 @@ def add_action(subparsers: Any) -> None:
         "      Variable=FOO=1 Variable=BAR=2",
     )
     action.add_argument("name", metavar="NAME", help="the action, e.g. Ping, Status, QueueStatus")
-    action.add_argument("headers", nargs="*", metavar="KEY=VALUE", help="a header of the action")
+    # default=[]: else argparse counts a "*" positional among the required ones in its errors.
+    action.add_argument(
+        "headers", nargs="*", default=[], metavar="KEY=VALUE", help="a header of the action"
+    )
     action.add_argument("--json", action="store_true", help="one JSON object per message")
     add_connection(action)
     add_verbose(action, "verbose")
@@ -171,7 +177,7 @@ def add_action(subparsers: Any) -> None:
 
 
 def add_command(subparsers: Any) -> None:
-    """The ``command`` subcommand."""
+    """The `command` subcommand."""
     command = subparser(
         subparsers,
         "command",
@@ -188,7 +194,7 @@ def add_command(subparsers: Any) -> None:
 
 
 def add_originate(subparsers: Any) -> None:
-    """The ``originate`` subcommand."""
+    """The `originate` subcommand."""
     originate = subparser(
         subparsers,
         "originate",

@@ -1,4 +1,4 @@
-"""The ``ami-async`` argument parser and ``main``."""
+"""The `ami-async` argument parser and `main`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from .common import (
     UsageError,
     add_verbose,
     err,
+    prefix,
+    set_command,
     verbosity,
 )
 
@@ -39,7 +41,7 @@ ADDERS = (
 
 
 def _secrets_in(argv: Sequence[str]) -> list[str]:
-    """Values given to ``--secret`` on the command line (to keep them out of error messages)."""
+    """Values given to `--secret` on the command line (to keep them out of error messages)."""
     found: list[str] = []
     for index, arg in enumerate(argv):
         if arg == "--secret" and index + 1 < len(argv):
@@ -50,14 +52,14 @@ def _secrets_in(argv: Sequence[str]) -> list[str]:
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with each secret hidden where it stands as a word (``x``, ``--secret=x``)."""
+    """`text` with each secret hidden where it stands as a word (`x`, `--secret=x`)."""
     for secret in secrets:
         text = re.sub(rf"(?<![^\s='\"]){re.escape(secret)}(?![^\s'\"])", "********", text)
     return text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ami-async`` argument parser (every subcommand has its own ``--help``)."""
+    """The `ami-async` argument parser (every subcommand has its own `--help`)."""
     from .. import __version__
 
     parser = CliParser(
@@ -79,13 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
 # -- main --------------------------------------------------------------------------------------
 
 
+class _PlainFormatter(logging.Formatter):
+    """`warning`, `error`: the level in lower case, as in the CLI's own messages."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        lowered = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().formatMessage(lowered)
+
+
 @contextlib.contextmanager
 def _logging(verbosity: int) -> Iterator[None]:
-    """Log ``ami_async`` to stderr: warnings always, -v info, -vv debug with the wire trace."""
+    """Log `ami_async` to stderr: warnings always, -v info, -vv debug with the wire trace."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbosity else f"{PROG}: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
+    if verbosity:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:  # the same shape as every other message: `ami-async COMMAND: warning: ...`
+        handler.setFormatter(_PlainFormatter(f"{prefix()}: %(levelname)s: %(message)s"))
     root = logging.getLogger("ami_async")
     saved = (root.level, root.propagate)
     root.addHandler(handler)
@@ -107,10 +119,11 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ami-async`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run `ami-async` with `argv` (default `sys.argv[1:]`); return the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     secrets = _secrets_in(arguments)
     parser = build_parser()
+    args: argparse.Namespace | None = None
     try:
         try:
             args = parser.parse_args(arguments)
@@ -119,16 +132,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        set_command(args.command)
         with _logging(verbosity(args)):
             handler: Callable[[argparse.Namespace], int] = args.handler
             return handler(args)
     except UsageError as exc:
-        shown = exc.parser or parser
+        # The usage of the command at fault: the parser that refused an argument, else
+        # the subcommand whose settings or input were found wrong after parsing.
+        subcommand: argparse.ArgumentParser | None = getattr(args, "subparser", None)
+        shown = exc.parser or subcommand or parser
+        set_command(shown.prog[len(PROG) :].strip() or None)
         shown.print_usage(sys.stderr)
-        err(f"error: {_redact(str(exc), secrets)}")
+        err(_redact(str(exc), secrets))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_PIPE
+    finally:
+        set_command(None)

@@ -1,4 +1,9 @@
-"""What every command shares: exit statuses, usage errors, stdout/stderr, running a coroutine."""
+"""What every command shares: exit statuses, usage errors, stdout/stderr, running a coroutine.
+
+Every message for the user goes to stderr in one format, `ami-async COMMAND: LEVEL: text`
+(`ami-async: LEVEL: text` before a command is known), LEVEL being `error`, `warning` or
+`note`; stdout carries results only.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,24 @@ EXIT_ACTION = 1  #: an error response, a failed call, an action timeout, an unde
 EXIT_USAGE = 2  #: bad arguments or configuration
 EXIT_CONNECTION = 3  #: cannot connect, login refused, connection lost
 EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
-EXIT_PIPE = 141  #: stdout closed under us (128 + SIGPIPE), e.g. ``| head``
+EXIT_PIPE = 141  #: stdout closed under us (128 + SIGPIPE), e.g. `| head`
 
 PROG = "ami-async"
+
+
+class _Running:
+    """The subcommand being run, named in every message on stderr."""
+
+    command: str | None = None
+
+
+def set_command(name: str | None) -> None:
+    _Running.command = name
+
+
+def prefix() -> str:
+    """`ami-async COMMAND`, or `ami-async` before a command is known."""
+    return f"{PROG} {_Running.command}" if _Running.command else PROG
 
 
 # -- usage errors --------------------------------------------------------------------------
@@ -41,7 +61,7 @@ class UsageError(Exception):
 
 
 class CliParser(argparse.ArgumentParser):
-    """Raises :class:`UsageError` instead of exiting, so ``main`` can redact and return 2."""
+    """Raises `UsageError` instead of exiting, so `main` can redact and return 2."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self)
@@ -53,9 +73,18 @@ def out(line: str = "", *, flush: bool = False) -> None:
         sys.stdout.flush()
 
 
-def err(message: str) -> None:
-    sys.stderr.write(f"{PROG}: {message}\n")
+def say(level: str, message: str) -> None:
+    """One line on stderr: `ami-async COMMAND: LEVEL: message`."""
+    sys.stderr.write(f"{prefix()}: {level}: {message}\n")
     sys.stderr.flush()
+
+
+def err(message: str) -> None:
+    say("error", message)
+
+
+def warn(message: str) -> None:
+    say("warning", message)
 
 
 # -- the argument parser ---------------------------------------------------------------------
@@ -64,7 +93,7 @@ FORMATTER = argparse.RawDescriptionHelpFormatter
 
 EXIT_CODES = """\
 exit status: 0 ok, 1 action failed, 2 usage, 3 connection or login failure,
-130 interrupted (Ctrl-C)"""
+130 interrupted (Ctrl-C), 141 output pipe closed (e.g. | head)"""
 
 
 def add_verbose(parser: argparse.ArgumentParser, dest: str) -> None:
@@ -130,7 +159,8 @@ async def _guarded(make: Callable[[], Awaitable[int]]) -> int:
             return EXIT_INTERRUPTED
         raise
     except AuthenticationError as exc:
-        err(f"login refused: {exc}")
+        text = str(exc)  # it says "refused" itself, once is enough
+        err(text if "refused" in text.lower() else f"login refused: {text}")
         return EXIT_CONNECTION
     except (AMIConnectionError, ProtocolError) as exc:
         err(str(exc))
@@ -139,7 +169,8 @@ async def _guarded(make: Callable[[], Awaitable[int]]) -> int:
         err(str(exc))
         return EXIT_USAGE
     except ActionTimeoutError as exc:
-        err(f"timed out: {exc}")
+        text = str(exc)
+        err(text if "within" in text or "timed out" in text else f"timed out: {text}")
         return EXIT_ACTION
     except ActionError as exc:
         err(f"error response: {exc}")

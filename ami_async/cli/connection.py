@@ -77,7 +77,7 @@ def add_connection(parser: argparse.ArgumentParser, *, timeout_flag: bool = True
 
 @dataclass(frozen=True)
 class Settings:
-    """Where and how to connect. ``secret`` is left out of the repr."""
+    """Where and how to connect. `secret` is left out of the repr."""
 
     host: str
     port: int
@@ -95,9 +95,9 @@ def default_config_path() -> Path:
 
 
 def read_config(path: Path, *, required: bool) -> dict[str, str]:
-    """The ``[ami]`` section of an INI file; ``{}`` if an optional file is absent."""
+    """The `[ami]` section of an INI file; `{}` if an optional file is absent."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not a key
     except FileNotFoundError:
         if required:
             raise UsageError(f"config file {path} not found") from None
@@ -109,7 +109,7 @@ def read_config(path: Path, *, required: bool) -> dict[str, str]:
     try:
         config.read_string(text, source=str(path))
     except configparser.Error as exc:
-        # Never quote the offending line: it may be the secret.
+        # Never quote the offending line (nor the exception: it quotes it): it may be the secret.
         raise UsageError(f"config file {path} is not a valid INI file{_error_lines(exc)}") from None
     if not config.has_section(_CONFIG_SECTION):
         if required:
@@ -126,13 +126,16 @@ def read_config(path: Path, *, required: bool) -> dict[str, str]:
 
 
 def _error_lines(exc: configparser.Error) -> str:
+    """` (line N)` for a configparser error, without its text (which quotes the line)."""
     lines: list[int] = []
-    if isinstance(exc, configparser.ParsingError):
-        lines = [int(entry[0]) for entry in exc.errors]
+    # MissingSectionHeaderError is a ParsingError whose `errors` may be absent (3.10 to
+    # 3.12): test it first.
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        lines = [exc.lineno]
+    elif isinstance(exc, configparser.ParsingError):
+        lines = [int(entry[0]) for entry in getattr(exc, "errors", [])]
     elif isinstance(exc, (configparser.DuplicateOptionError, configparser.DuplicateSectionError)):
         lines = [exc.lineno] if exc.lineno is not None else []
-    elif isinstance(exc, configparser.MissingSectionHeaderError):
-        lines = [exc.lineno]
     return f" (line {', '.join(map(str, lines))})" if lines else ""
 
 
@@ -166,7 +169,7 @@ def _seconds(value: str | float, source: str) -> float:
 
 
 def read_secret_from_stdin() -> str:
-    """``--secret -``: a prompt on a terminal, else the first line of stdin."""
+    """`--secret -`: a prompt on a terminal, else the first line of stdin."""
     stdin = sys.stdin
     if stdin is None:
         raise UsageError("--secret -: there is no standard input to read the secret from")
@@ -175,11 +178,24 @@ def read_secret_from_stdin() -> str:
             secret = getpass.getpass("AMI secret: ")
         except EOFError:
             secret = ""
+        except KeyboardInterrupt:
+            _end_prompt_line()  # getpass ends the line only when it gets an answer
+            raise
     else:
         secret = stdin.readline().rstrip("\r\n")
     if not secret:
         raise UsageError("--secret -: no secret was given on standard input")
     return secret
+
+
+def _end_prompt_line() -> None:
+    """Move past the `AMI secret: ` prompt on the terminal getpass wrote it to."""
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write("\n")
+    except OSError:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def resolve_settings(
@@ -280,9 +296,9 @@ async def open_client(
     ping_interval: float | None = None,
     trace: bool = False,
 ) -> AsyncIterator[Client]:
-    """A :class:`Client` for ``settings``, not yet connected (subscribe first, then connect).
+    """A `Client` for `settings`, not yet connected (subscribe first, then connect).
 
-    With ``settings.fake`` an embedded FakeAsterisk runs for as long as the block.
+    With `settings.fake` an embedded FakeAsterisk runs for as long as the block.
     """
     options: dict[str, Any] = {
         "events": events,

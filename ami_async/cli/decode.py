@@ -1,4 +1,4 @@
-"""``ami-async decode``: a recorded capture (.bin or .ami) printed as messages."""
+"""`ami-async decode`: a recorded capture (.bin or .ami) printed as messages."""
 
 from __future__ import annotations
 
@@ -93,33 +93,40 @@ def _run_decode(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}", parser) from None
-    count = 0
     try:
-        for item in decode_capture(data, args.format):
-            if args.json:
-                out(dumps(_decoded_json(item)))
-            else:
-                for line in _decoded_lines(item):
-                    out(line)
-            count += item.kind == "message"
+        # Read whole before printing: a file that is not a capture prints nothing.
+        items = list(decode_capture(data, args.format))
     except (ValueError, ProtocolError) as exc:
-        sys.stdout.flush()
-        err(f"{args.file}: cannot decode: {exc}")
+        err(f"{args.file}: not an AMI capture: {exc}")
         return EXIT_ACTION
+    count = sum(1 for item in items if item.message is not None and item.message.headers)
+    if not count:
+        err(f"{args.file}: not an AMI capture: no complete AMI message in it")
+        return EXIT_ACTION
+    for item in items:
+        if args.json:
+            out(dumps(_decoded_json(item)))
+        else:
+            for line in _decoded_lines(item):
+                out(line)
     log.info("%s: %d message(s)", args.file, count)
     return EXIT_OK
 
 
 def add_decode(subparsers: Any) -> None:
-    """The ``decode`` subcommand."""
+    """The `decode` subcommand."""
     decode = subparser(
         subparsers,
         "decode",
         "print a recorded capture (.bin or .ami) as messages",
         "Parse a recorded AMI capture and print its messages; no connection needed.\n"
         "A .bin file is the raw byte stream from the server; a .ami file is a\n"
-        "transcript (both directions, timed; format in shared/fixtures/README.md).\n"
-        "Secret values (and the Key of an MD5 login) are shown as ********.",
+        "transcript of both directions, timed (format below). Secret values (and the\n"
+        "Key of an MD5 login) are shown as ********.",
+        "transcript format (.ami): a first line '# AMI transcript v1' (more '# ' lines\n"
+        "may follow), then records: a line 'DIR SECONDS LENGTH', exactly LENGTH raw\n"
+        "bytes and a newline. DIR is <<< (from the server), >>> (from the client) or\n"
+        "### (a note); SECONDS has three decimals, e.g. '<<< 0.012 27'.\n\n"
         f"examples:\n  {PROG} decode capture.ami\n  {PROG} decode --json capture.bin | jq .name",
         "exit status: 0 ok, 1 the file is not a valid capture, 2 usage (or unreadable file)",
     )

@@ -1,4 +1,4 @@
-"""``ami-async events``: tail events, one per line."""
+"""`ami-async events`: tail events, one per line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..client import Client
 from ..errors import SubscriptionOverflowError
 from ..message import Event
 from .common import (
@@ -16,25 +17,69 @@ from .common import (
     PROG,
     UsageError,
     add_verbose,
-    err,
     out,
     pairs,
     run_async,
+    say,
     subparser,
     verbosity,
+    warn,
 )
 from .connection import Settings, add_connection, log, open_client, resolve_settings
 from .output import dumps, event_line, message_json
 
-#: Keepalive of the long-running ``events`` tail; one-shot commands send none.
 #: Keepalive of the long-running `events` tail; one-shot commands send none.
 TAIL_PING_INTERVAL = 20.0
 
-# -- events ------------------------------------------------------------------------------------
+#: The event classes Asterisk knows (`perms[]` of main/manager.c; `hookresponse` up to 1.8).
+#: Asterisk ignores a name it does not know, and compares names case-sensitively.
+EVENT_CLASSES = (
+    "system",
+    "call",
+    "log",
+    "verbose",
+    "command",
+    "agent",
+    "user",
+    "config",
+    "dtmf",
+    "reporting",
+    "cdr",
+    "dialplan",
+    "originate",
+    "agi",
+    "hookresponse",
+    "cc",
+    "aoc",
+    "test",
+    "security",
+    "message",
+    "all",
+    "none",
+)
+#: A whole mask that Asterisk reads as every class (`ast_true`) or none (`ast_false`).
+_MASK_WORDS = ("on", "off", "yes", "no", "true", "false", "y", "n", "t", "f")
+
+
+def event_mask(value: str, parser: argparse.ArgumentParser) -> str:
+    """`--mask` as Asterisk reads it: lower case, no spaces; an unknown class is refused."""
+    mask = value.strip().lower()
+    if mask in _MASK_WORDS or mask.isdigit():  # a whole word, or a numeric bitmask
+        return mask
+    classes = [name.strip() for name in mask.split(",")]
+    unknown = [name for name in classes if name not in EVENT_CLASSES]
+    if unknown or not mask:
+        shown = ", ".join(repr(name) for name in unknown) or "an empty list"
+        raise UsageError(
+            f"--mask: {shown} is not an AMI event class (known: {', '.join(EVENT_CLASSES)}; "
+            "or on/off)",
+            parser,
+        )
+    return ",".join(classes)
 
 
 def where_predicate(conditions: Sequence[tuple[str, str]]) -> Callable[[Event], bool] | None:
-    """Every ``(key, pattern)`` must match one of the event's values for that key."""
+    """Every `(key, pattern)` must match one of the event's values for that key."""
     if not conditions:
         return None
 
@@ -54,8 +99,22 @@ def _run_events(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         raise UsageError("--duration must be a positive number of seconds", parser)
     where = pairs(args.where, "--where", parser)
+    if args.mask is not None:
+        args.mask = event_mask(args.mask, parser)
     settings = resolve_settings(args, os.environ)
     return run_async(lambda: _events(args, settings, where))
+
+
+class _ReconnectNote:
+    """A connect hook: says on stderr, with or without -v, each time the tail reconnects."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    def __call__(self, client: Client) -> None:
+        self.connections += 1
+        if self.connections > 1:
+            say("note", f"reconnected to {client.host}:{client.port}")
 
 
 async def _events(
@@ -71,6 +130,7 @@ async def _events(
     ) as ami:
         # Subscribed before connecting: nothing sent after the login is missed.
         subscription = ami.events(*args.names, predicate=where_predicate(where))
+        ami.add_connect_hook(_ReconnectNote())
         await ami.connect()
         log.info("connected; waiting for events (Ctrl-C to stop)")
         loop = asyncio.get_running_loop()
@@ -85,7 +145,7 @@ async def _events(
             except TimeoutError:
                 break
             except SubscriptionOverflowError as exc:
-                err(f"warning: {exc.dropped} event(s) lost: this terminal read too slowly")
+                warn(f"{exc.dropped} event(s) lost: this terminal read too slowly")
                 continue
             out(dumps(message_json(event)) if args.json else event_line(event), flush=True)
             seen += 1
@@ -93,7 +153,7 @@ async def _events(
 
 
 def add_events(subparsers: Any) -> None:
-    """The ``events`` subcommand."""
+    """The `events` subcommand."""
     events = subparser(
         subparsers,
         "events",
@@ -121,7 +181,8 @@ def add_events(subparsers: Any) -> None:
     events.add_argument(
         "--mask",
         metavar="CLASSES",
-        help="event classes asked for at login, e.g. call,agent (default: all)",
+        help="event classes asked for at login, e.g. call,agent (default: all); one of "
+        "on, off or a list of: " + ",".join(EVENT_CLASSES),
     )
     add_connection(events)
     add_verbose(events, "verbose")

@@ -19,7 +19,7 @@ _SECRET_KEYS = frozenset({"secret"})
 
 
 def valid_text(text: str) -> str:
-    """``text`` encodable as UTF-8: bytes that were not UTF-8 become ``\\xNN``."""
+    """`text` encodable as UTF-8: bytes that were not UTF-8 become `\\xNN`."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -31,7 +31,7 @@ def valid_text(text: str) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` safe for a terminal: not-UTF-8 bytes and control characters as ``\\xNN``."""
+    """`text` safe for a terminal: not-UTF-8 bytes and control characters as `\\xNN`."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", valid_text(text))
 
 
@@ -53,7 +53,7 @@ def _shown_headers(msg: Message, redact: bool) -> list[tuple[str, str]]:
 
 
 def event_line(event: Event, *, clock: bool = True) -> str:
-    """One line for an event: ``[HH:MM:SS.mmm] Name Key=value ...`` (values quoted if needed)."""
+    """One line for an event: `[HH:MM:SS.mmm] Name Key=value ...` (values quoted if needed)."""
     fields = " ".join(
         f"{printable(k)}={quote(v)}" for k, v in event.headers if k.lower() != "event"
     )
@@ -66,7 +66,7 @@ def event_line(event: Event, *, clock: bool = True) -> str:
 
 
 def message_lines(msg: Message, *, redact: bool = False) -> list[str]:
-    """A message as AMI text: ``Key: Value`` lines, colon-less lines, then any CLI body."""
+    """A message as AMI text: `Key: Value` lines, colon-less lines, then any CLI body."""
     lines = [f"{printable(k)}: {printable(v)}" for k, v in _shown_headers(msg, redact)]
     lines += [printable(line) for line in msg.bare_lines]
     if msg.body is not None:

@@ -1,10 +1,9 @@
-"""``ami-async fake-pbx`` and ``demo``: the simulated PBX as a server, and a guided tour."""
+"""`ami-async fake-pbx` and `demo`: the simulated PBX as a server, and a guided tour."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from .common import (
     subparser,
     verbosity,
 )
-from .connection import DEFAULT_HOST, DEFAULT_PORT
+from .connection import DEFAULT_HOST, DEFAULT_PORT, log
 from .output import describe_result, printable, quote
 
 # -- fake-pbx ----------------------------------------------------------------------------------
@@ -53,21 +52,30 @@ async def _fake_pbx(args: argparse.Namespace) -> int:
         # The simulated PBX's built-in test account is public: printing it is the point.
         out(f"FakeAsterisk listening on {pbx.host}:{pbx.port}", flush=True)
         out(f"test account: username {username}, secret {secret}", flush=True)
+        # The environment, not --secret: arguments are visible to every local user.
         out(
-            f"try: {PROG} command 'core show version' --host {pbx.host} --port {pbx.port} "
-            f"--username {username} --secret {secret}",
+            f"try: export AMI_HOST={pbx.host} AMI_PORT={pbx.port} "
+            f"AMI_USERNAME={username} AMI_SECRET={secret}",
             flush=True,
         )
+        out(f"     {PROG} command 'core show version'", flush=True)
         out("Ctrl-C stops it.", flush=True)
-        stop = asyncio.Event()
         if args.duration is None:
-            await stop.wait()
+            await asyncio.Event().wait()
         else:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
+            await asyncio.sleep(args.duration)
     finally:
+        asyncio.get_running_loop().set_exception_handler(_quiet_teardown)
         await pbx.close()
     return EXIT_OK
+
+
+def _quiet_teardown(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """While the server stops: a client session's task ends cancelled; that is no error."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("stopping: %s", context.get("message", "a session was cancelled"))
+        return
+    loop.default_exception_handler(context)
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -216,7 +224,7 @@ async def _demo_call(ami: Client, say: Callable[[str], None]) -> int:
 
 
 def add_demo(subparsers: Any) -> None:
-    """The ``demo`` subcommand."""
+    """The `demo` subcommand."""
     demo = subparser(
         subparsers,
         "demo",
@@ -231,7 +239,7 @@ def add_demo(subparsers: Any) -> None:
 
 
 def add_fake_pbx(subparsers: Any) -> None:
-    """The ``fake`` subcommand."""
+    """The `fake-pbx` subcommand."""
     fake = subparser(
         subparsers,
         "fake-pbx",
@@ -240,7 +248,8 @@ def add_fake_pbx(subparsers: Any) -> None:
         "terminals (this tool, your application) can connect to it. It prints its\n"
         "address and its built-in test account on the first lines.",
         f"example:\n  {PROG} fake-pbx --port 5038 &\n"
-        f"  {PROG} events --username admin --secret amp111",
+        f"  export AMI_USERNAME=admin AMI_SECRET=amp111\n"
+        f"  {PROG} events",
         "exit status: 0 stopped after --duration, 2 usage, 3 cannot listen, 130 Ctrl-C",
     )
     fake.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
