@@ -13,13 +13,16 @@ import os
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from ami_async.client import Client
 from ami_async.message import Event, Message, Response
 from ami_async.protocol import Parser
+from ami_async.testing import FakeAsterisk
 
 __all__ = [
     "BANNERS",
@@ -37,6 +40,8 @@ __all__ = [
     "parse",
     "random_chunks",
     "read_ami",
+    "replayed",
+    "replayed_with_server",
     "snapshot",
 ]
 
@@ -227,3 +232,33 @@ def check_facts(version: str, scenario: str, facts: Facts) -> None:
     answered = {m.action_id for m in msgs if isinstance(m, Response)}
     for action_id in facts.unanswered:
         assert action_id not in answered, action_id
+
+
+@asynccontextmanager
+async def replayed_with_server(
+    version: str, scenario: str, **options: Any
+) -> AsyncIterator[tuple[FakeAsterisk, Client]]:
+    """A connected Client whose FakeAsterisk replays ``<version>/<scenario>.ami``."""
+    async with FakeAsterisk() as pbx:
+        await pbx.replay(fixtures_dir() / version / f"{scenario}.ami")
+        settings: dict[str, Any] = {
+            "username": "admin",
+            "secret": "amp111",
+            "ping_interval": None,
+            "timeout": 5,
+            "action_timeout": 5,
+            **options,
+        }
+        client = Client(pbx.host, pbx.port, **settings)
+        await client.connect()
+        try:
+            yield pbx, client
+        finally:
+            await client.close()
+
+
+@asynccontextmanager
+async def replayed(version: str, scenario: str, **options: Any) -> AsyncIterator[Client]:
+    """`replayed_with_server`, for tests that need only the client."""
+    async with replayed_with_server(version, scenario, **options) as (_, client):
+        yield client

@@ -7,12 +7,8 @@ of the client sees.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import pytest
-from _fixtures import fixtures_dir
+from _fixtures import fixtures_dir, replayed
 
 import ami_async
 from ami_async import ActionError, Client, OriginateReason
@@ -20,27 +16,6 @@ from ami_async.testing import FakeAsterisk
 
 BOTH = pytest.mark.parametrize("version", ["asterisk-22", "asterisk-13"])
 VERSIONS = {"asterisk-22": "11.0.0", "asterisk-13": "2.10.6"}
-
-
-@asynccontextmanager
-async def replayed(version: str, scenario: str, **options: Any) -> AsyncIterator[Client]:
-    async with FakeAsterisk() as pbx:
-        await pbx.replay(fixtures_dir() / version / f"{scenario}.ami")
-        client = Client(
-            pbx.host,
-            pbx.port,
-            username="admin",
-            secret="amp111",
-            ping_interval=None,
-            timeout=5,
-            action_timeout=5,
-            **options,
-        )
-        await client.connect()
-        try:
-            yield client
-        finally:
-            await client.close()
 
 
 @BOTH
