@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging as _logging
+
 from .actions import OriginateReason, OriginateResult
 from .client import Client, connect
 from .dispatch import EventList, Subscription
@@ -20,6 +22,10 @@ from .message import Event, Message, Response
 from .protocol import Parser, encode_action
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where to: without this, Python's
+# last-resort handler prints raw WARNING lines in apps that never set logging up.
+_logging.getLogger("ami_async").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AMIConnectionError",

@@ -1,9 +1,10 @@
-"""The asyncio adapter: transport bytes <-> :class:`~ami_async.protocol.Parser`.
+"""The asyncio adapter: transport bytes <-> the sans-IO `ami_async.protocol.Parser`.
 
 ``AMIProtocol`` feeds what it reads to the parser and hands each batch of
 complete messages to a callback, writes encoded actions, waits for the
 transport to drain while writing is paused (flow control), and reports the
-loss of the connection with its cause. It never waits on a consumer.
+loss of the connection with its cause. It never waits on a consumer. It notes
+when it last read anything (`received_at`): the keepalive's proof of life.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable
+from time import monotonic
 from typing import Final, cast
 
+from ._compat import timeout as _timeout
 from .errors import ConnectionLostError, ProtocolError
 from .message import Message
 from .protocol import DEFAULT_MAX_FRAME_SIZE, Parser
@@ -69,6 +72,8 @@ class AMIProtocol(asyncio.Protocol):
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._batch: list[bytes] | None = None
+        #: ``time.monotonic()`` of the last read (of the creation, before any).
+        self.received_at = monotonic()
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -77,6 +82,7 @@ class AMIProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received_at = monotonic()
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s <<< %r", self.label, redact(data), extra=self._extra)
         if self._interest is not None:
@@ -188,17 +194,23 @@ class AMIProtocol(asyncio.Protocol):
         """Close, letting what was written go out for at most ``grace`` seconds.
 
         A peer that stopped reading would keep a plain close (and the socket)
-        waiting forever: after ``grace`` the connection is aborted.
+        waiting forever: after ``grace`` the connection is aborted, and at once
+        if the wait is cancelled.
         """
         self.close()
         if self.transport is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(self._lost), grace)
+            async with _timeout(grace):
+                await asyncio.shield(self._lost)
         except asyncio.TimeoutError:
             self.abort()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
+                async with _timeout(1.0):
+                    await asyncio.shield(self._lost)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         if self.transport is not None and not self.closed:

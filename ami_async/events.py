@@ -1,6 +1,6 @@
 """Typed views of common event fields: channel states and hangup causes as enums.
 
-Events stay plain :class:`~ami_async.message.Event` mappings (an event or a
+Events stay plain `ami_async.Event` mappings (an event or a
 field Asterisk adds tomorrow is never dropped); these helpers read the
 numeric fields that mean something::
 
@@ -111,7 +111,7 @@ def channel_state(event: Message, prefix: str = "") -> ChannelState | None:
 
 
 def hangup_cause(event: Message) -> HangupCause | int | None:
-    """The ``Cause`` as a :class:`HangupCause` (a bare ``int`` if unknown), or ``None``."""
+    """The ``Cause`` as a `HangupCause` (a bare ``int`` if unknown), or ``None``."""
     number = _number(event, "Cause")
     if number is None:
         return None

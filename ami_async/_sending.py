@@ -1,0 +1,373 @@
+"""Sending actions: ActionIDs, the pending table, timeouts, lists and streams.
+
+`Client` inherits this; it keeps the link (`_protocol`), the routing
+(`_dispatcher`) and the keepalive, which must know the actions that block
+Asterisk's session (`blocking=`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+
+from ._compat import timeout as _timeout
+from ._keepalive import Keepalive, blocks_session
+from .connection import AMIProtocol
+from .dispatch import Dispatcher, EventList, Pending
+from .errors import ActionTimeoutError, ConnectionLostError, InvalidActionError
+from .message import Event, Response
+from .protocol import HeaderValue, encode_action
+
+__all__ = ["SenderMixin"]
+
+logger = logging.getLogger("ami_async")
+
+
+class SenderMixin:
+    """`send_action`, `send_action_and_wait`, `collect` and `stream`, and their machinery."""
+
+    host: str
+    port: int
+    action_timeout: float
+    list_completions: dict[str, str]
+    _dispatcher: Dispatcher
+    _protocol: AMIProtocol | None
+    _ready: bool
+    _id_prefix: str
+    _counter: itertools.count[int]
+    _watch: Keepalive
+
+    def _raise_if_done(self) -> None:  # pragma: no cover - Client defines it
+        raise NotImplementedError
+
+    def _budget(self, timeout: float | None) -> float:
+        """The timeout of one action: ``timeout``, or the client's ``action_timeout``."""
+        if timeout is None:
+            return self.action_timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        return float(timeout)
+
+    def _next_action_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._counter)}"
+
+    def _live(self) -> AMIProtocol | None:
+        return self._protocol if self._ready else None
+
+    def _prepare(
+        self,
+        protocol: AMIProtocol | None,
+        name: str,
+        headers: Mapping[str, HeaderValue],
+        *,
+        check: bool,
+        is_list: bool = False,
+        complete_event: str | None = None,
+        follow: str | None = None,
+        streaming: bool = False,
+    ) -> tuple[Pending, bytes, AMIProtocol]:
+        fields = dict(headers)
+        action_id: str | None = None
+        for key in [k for k in fields if len(k) == 8 and k.lower() == "actionid"]:
+            value = fields.pop(key)
+            if not isinstance(value, str) or not value:
+                raise InvalidActionError("ActionID must be a non-empty string")
+            action_id = value
+        if action_id is None:
+            action_id = self._next_action_id()
+        # Encoding first: bad input is refused before anything is registered or written.
+        data = encode_action(name, [("ActionID", action_id), *fields.items()])
+        if protocol is None or protocol.closed:
+            self._raise_if_done()
+            raise ConnectionLostError(f"{name}: not connected to {self.host}:{self.port}")
+        if complete_event is None and is_list:
+            complete_event = self.list_completions.get(name.lower())
+        pending = Pending(
+            asyncio.get_running_loop(),
+            name,
+            action_id,
+            check=check,
+            is_list=is_list,
+            complete_name=complete_event,
+            follow=follow,
+            streaming=streaming,
+        )
+        try:
+            self._dispatcher.add(pending)
+        except ValueError:
+            raise InvalidActionError(f"ActionID {action_id!r} is already in flight") from None
+        return pending, data, protocol
+
+    async def _run(
+        self,
+        pending: Pending,
+        data: bytes,
+        protocol: AMIProtocol,
+        timeout: float,
+        blocking: bool = False,
+    ) -> Response:
+        """Write the action and wait for its answer, removing it from the table on any exit.
+
+        A ``blocking`` action tells the keepalive to expect silence until it ends
+        (or until ``timeout``).
+        """
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(timeout, self._expire, pending, timeout)
+        if blocking:
+            self._watch.blocking[pending] = time.monotonic() + timeout
+        try:
+            if protocol._paused:
+                drain = asyncio.ensure_future(protocol.drain())
+                try:
+                    done, _ = await asyncio.wait(
+                        (drain, pending.future), return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    if not drain.done():
+                        drain.cancel()  # timed out or cancelled: leave no task behind
+                if drain not in done:
+                    return pending.future.result()  # raises the timeout
+                drain.result()
+            protocol.write(data)
+            return await pending.future
+        finally:
+            handle.cancel()
+            if blocking:
+                self._watch.blocking.pop(pending, None)
+            self._dispatcher.discard(pending)
+
+    def _expire(self, pending: Pending, timeout: float) -> None:
+        """The timer of an action: no (complete) answer in time."""
+        logger.debug(
+            "%s timed out after %s s (ActionID %s)",
+            pending.action,
+            timeout,
+            pending.action_id,
+            extra={
+                "ami_host": f"{self.host}:{self.port}",
+                "ami_action": pending.action,
+                "ami_action_id": pending.action_id,
+            },
+        )
+        self._dispatcher.discard(pending)
+        pending.fail(
+            ActionTimeoutError(
+                f"{pending.action}: no complete answer within {timeout} s "
+                f"(ActionID {pending.action_id})",
+                pending.action,
+            )
+        )
+
+    async def _request(
+        self,
+        protocol: AMIProtocol | None,
+        name: str,
+        headers: Mapping[str, HeaderValue],
+        *,
+        timeout: float | None,
+        check: bool,
+    ) -> Response:
+        budget = self._budget(timeout)
+        pending, data, protocol = self._prepare(protocol, name, headers, check=check)
+        return await self._run(pending, data, protocol, budget)
+
+    async def send_action(
+        self,
+        name: str,
+        /,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        blocking: bool | None = None,
+        **headers: HeaderValue,
+    ) -> Response:
+        """Send one action and return its response.
+
+        ``Response: Error`` raises `ActionError` unless ``check=False``.
+        No answer within ``timeout`` (default ``action_timeout``) raises
+        `ActionTimeoutError`; a lost link `ConnectionLostError`.
+
+        ``blocking=True`` says the action keeps Asterisk's session busy until it
+        ends (the keepalive then waits for it, up to ``timeout``, instead of
+        taking the silence for a dead link). ``None`` decides from the action:
+        ``Command``, ``Reload``, ``ModuleLoad``, ``QueueReload``, ``QueueReset``,
+        ``WaitEvent`` and an ``Originate`` without ``Async`` block.
+        """
+        return await self._send(name, headers, timeout=timeout, check=check, blocking=blocking)
+
+    async def _send(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue],
+        *,
+        timeout: float | None,
+        check: bool = True,
+        blocking: bool | None = None,
+    ) -> Response:
+        budget = self._budget(timeout)
+        if blocking is None:
+            blocking = blocks_session(name, headers)
+        pending, data, protocol = self._prepare(self._live(), name, headers, check=check)
+        if name.lower() != "logoff":
+            return await self._run(pending, data, protocol, budget, blocking)
+        # The server answers Goodbye and closes: that close is ours, not a loss.
+        protocol.expect_close = True
+        goodbye = False
+        try:
+            response = await self._run(pending, data, protocol, budget, blocking)
+            goodbye = response.response.lower() == "goodbye"
+        finally:
+            if not goodbye:
+                protocol.expect_close = False  # no Goodbye: a later close is a loss
+        return response
+
+    async def send_action_and_wait(
+        self,
+        name: str,
+        follow: str,
+        /,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        blocking: bool | None = None,
+        **headers: HeaderValue,
+    ) -> tuple[Response, Event | None]:
+        """Send an action and wait for its response *and* the event ``follow`` with its ActionID.
+
+        For actions whose outcome comes later as an event (async ``Originate``
+        -> ``OriginateResponse``). The event also reaches every subscriber.
+        An error response returns at once (``(response, None)`` with ``check=False``).
+        ``blocking`` is as for `send_action`.
+        """
+        return await self._send_and_wait(
+            name, follow, headers, timeout=timeout, check=check, blocking=blocking
+        )
+
+    async def _send_and_wait(
+        self,
+        name: str,
+        follow: str,
+        headers: Mapping[str, HeaderValue],
+        *,
+        timeout: float | None,
+        check: bool = True,
+        blocking: bool | None = None,
+    ) -> tuple[Response, Event | None]:
+        budget = self._budget(timeout)
+        if blocking is None:
+            blocking = blocks_session(name, headers)
+        pending, data, protocol = self._prepare(
+            self._live(), name, headers, check=check, follow=follow
+        )
+        response = await self._run(pending, data, protocol, budget, blocking)
+        return response, pending.follow_event
+
+    async def collect(
+        self,
+        name: str,
+        /,
+        *,
+        timeout: float | None = None,
+        complete_event: str | None = None,
+        blocking: bool | None = None,
+        **headers: HeaderValue,
+    ) -> EventList:
+        """Send a list action and gather all its items (``.response``, ``.items``, ``.complete``).
+
+        ``timeout`` bounds the whole list. ``complete_event`` names the event
+        that ends the list on servers that send no ``EventList:`` markers
+        (defaults from `list_completions`). ``Response: Error`` raises
+        `ActionError`. ``blocking=True``: as for `send_action` (a list whose
+        server stays silent for long before its items).
+        """
+        return await self._collect(
+            name, headers, timeout=timeout, complete_event=complete_event, blocking=blocking
+        )
+
+    async def _collect(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue],
+        *,
+        timeout: float | None,
+        complete_event: str | None = None,
+        blocking: bool | None = None,
+    ) -> EventList:
+        budget = self._budget(timeout)
+        if blocking is None:
+            blocking = blocks_session(name, headers)
+        pending, data, protocol = self._prepare(
+            self._live(), name, headers, check=True, is_list=True, complete_event=complete_event
+        )
+        response = await self._run(pending, data, protocol, budget, blocking)
+        return EventList(response, list(pending.items), pending.complete)
+
+    def stream(
+        self,
+        name: str,
+        /,
+        *,
+        timeout: float | None = None,
+        complete_event: str | None = None,
+        **headers: HeaderValue,
+    ) -> AsyncIterator[Event]:
+        """Send a list action and yield its items as they arrive: ``async for item in ...``.
+
+        The action is sent when the loop starts. ``timeout`` bounds each wait
+        for the next item (and the response). Leaving the loop early forgets
+        the action; late items are dropped.
+        """
+        return self._stream(name, headers, timeout, complete_event)
+
+    async def _stream(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue],
+        timeout: float | None,
+        complete_event: str | None,
+    ) -> AsyncIterator[Event]:
+        pending, data, protocol = self._prepare(
+            self._live(),
+            name,
+            headers,
+            check=True,
+            is_list=True,
+            complete_event=complete_event,
+            streaming=True,
+        )
+        wait = self._budget(timeout)
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                async with _timeout(wait):
+                    await protocol.drain()
+            except asyncio.TimeoutError:
+                raise ActionTimeoutError(
+                    f"{name}: could not be written within {wait} s", name
+                ) from None
+            protocol.write(data)
+            items = pending.items
+            while True:
+                while items:
+                    yield items.popleft()
+                if pending.future.done():
+                    pending.future.result()  # raise ActionError / ConnectionLostError
+                    while items:
+                        yield items.popleft()
+                    return
+                waiter = pending.stream_waiter = loop.create_future()
+                try:
+                    async with _timeout(wait):
+                        await waiter
+                except asyncio.TimeoutError:
+                    raise ActionTimeoutError(
+                        f"{name}: no list item within {wait} s (ActionID {pending.action_id})",
+                        name,
+                    ) from None
+                finally:
+                    pending.stream_waiter = None
+        finally:
+            self._dispatcher.discard(pending)
