@@ -32,7 +32,7 @@ class Result:
 
 
 class Cli:
-    """Runs ``python -m ami_async`` with a clean environment (no AMI_*, an empty HOME)."""
+    """Runs `python -m ami_async` with a clean environment (no AMI_*, an empty HOME)."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -43,7 +43,11 @@ class Cli:
         self.env = env
 
     async def start(
-        self, *args: str, env: Mapping[str, str] | None = None, stdin: bool = False
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        stdin: bool = False,
+        cwd: Path = REPO,
     ) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -53,7 +57,7 @@ class Cli:
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=REPO,
+            cwd=cwd,
             env={**self.env, **(env or {})},
         )
 
@@ -70,9 +74,13 @@ class Cli:
         return Result(proc.returncode, out.decode(), err.decode())
 
     async def __call__(
-        self, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        cwd: Path = REPO,
     ) -> Result:
-        proc = await self.start(*args, env=env, stdin=stdin is not None)
+        proc = await self.start(*args, env=env, stdin=stdin is not None, cwd=cwd)
         return await self.finish(proc, stdin)
 
 
@@ -96,7 +104,7 @@ def free_port() -> int:
 
 
 async def wait_stderr(proc: asyncio.subprocess.Process, text: str) -> None:
-    """Read the process's stderr until a line contains ``text``."""
+    """Read the process's stderr until a line contains `text`."""
     stream = proc.stderr
     assert stream is not None
     seen: list[str] = []

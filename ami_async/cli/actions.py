@@ -144,7 +144,8 @@ async def _originate(
     else:
         out(describe_result(result))
     if not result.success:
-        err("the call failed" + (f": {result.reason_text}" if result.reason_text else ""))
+        reason = f"reason {int(result.reason)}, " if result.reason is not None else ""
+        err(f"the call did not succeed: {reason}{result.reason_text or 'no reason given'}")
         return EXIT_ACTION
     return EXIT_OK
 

@@ -169,7 +169,7 @@ async def _demo(verbosity: int) -> int:
             say("   leaving the 'async with' block logs off and closes the connection")
         say(f"   closed cleanly (connected: {client.connected})")
     say()
-    say(f"Next: '{PROG} --help', '{PROG} fake-pbx' to keep a simulated PBX running, docs/cli.md.")
+    say(f"Next: '{PROG} --help', and '{PROG} fake-pbx' to keep a simulated PBX running.")
     return status
 
 
