@@ -21,12 +21,11 @@ from typing import Any
 
 import pytest
 
-from ami_async import Client, Event, Parser
-from ami_async.message import Message
+from _fixtures import FIXTURES
+from ami_async import Client, Event, Message, Parser
 from ami_async.testing import FakeAsterisk, FakeSession, make_response, with_action_id
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 WAIT = 5.0  # the bound on every wait in this file
 
 
