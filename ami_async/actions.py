@@ -1,8 +1,8 @@
-"""Awaitable helpers for the common AMI actions, mixed into :class:`~ami_async.Client`.
+"""Awaitable helpers for the common AMI actions, mixed into `ami_async.Client`.
 
 Seconds everywhere; milliseconds only on the wire. Each helper takes
 ``timeout=`` (default: the client's ``action_timeout``). A ``Response: Error``
-raises :class:`~ami_async.errors.ActionError` with the server's message.
+raises `ami_async.errors.ActionError` with the server's message.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class OriginateResult:
 
 
 class ActionsMixin:
-    """The helpers; :class:`~ami_async.Client` supplies the primitives."""
+    """The helpers; `ami_async.Client` supplies the primitives."""
 
     __slots__ = ()
 
@@ -152,9 +152,12 @@ class ActionsMixin:
         """Run a CLI command and return its output text, whatever the server's format.
 
         Asterisk 14+ sends ``Output:`` lines (joined with ``\\n``); Asterisk 13
-        and older a raw ``Response: Follows`` body (its final newline removed),
-        so both give the same text. A failing command raises
-        :class:`ActionError` on 14+; Asterisk 13 reports it as text instead.
+        and older a raw ``Response: Follows`` body up to ``--END COMMAND--`` (its
+        final newline removed), so both give the same text. A ``Response:
+        Follows`` with ``Output:`` lines and no ``--END COMMAND--`` (some proxies
+        and mock servers) is read like 14+: the lines without their ``Output: ``
+        prefix. A failing command raises `ActionError` on 14+ (its message is
+        the CLI's complaint); Asterisk 13 reports it as text instead.
         """
         response = await self._send("Command", {"Command": command}, timeout=timeout)
         return command_output(response)
@@ -365,7 +368,7 @@ class ActionsMixin:
             raise
 
     async def db_get(self, family: str, key: str, *, timeout: float | None = None) -> str:
-        """``DBGet``: the value; a missing key raises :class:`ActionError`."""
+        """``DBGet``: the value; a missing key raises `ActionError`."""
         result = await self._collect("DBGet", {"Family": family, "Key": key}, timeout=timeout)
         for item in result.items:
             if "Val" in item:

@@ -1,22 +1,27 @@
 """The exception tree of ami_async.
 
-Every exception the library raises on purpose derives from :class:`AMIError`::
+Every exception the library raises on purpose derives from `AMIError`:
 
-    AMIError
-    ├── AMIConnectionError          cannot connect, TLS failure, banner/login never came
-    │   └── ConnectionLostError     an established link dropped (pending actions fail with it)
-    ├── AuthenticationError         the server refused the login
-    ├── ActionError                 the server answered ``Response: Error`` (has ``.response``)
-    ├── ActionTimeoutError          no answer within ``timeout=`` (also a ``TimeoutError``)
-    ├── ProtocolError               the peer broke the framing (over-long frame, ...)
-    ├── SubscriptionOverflowError   a subscriber fell behind and its bounded queue overflowed
-    └── InvalidActionError          the caller's action cannot be encoded (also a ``ValueError``)
+`text
+AMIError
+├── AMIConnectionError          cannot connect, TLS failure, banner/login never came
+│   └── ConnectionLostError     an established link dropped (pending actions fail with it)
+├── AuthenticationError         the server refused the login
+├── ActionError                 the server answered Response: Error (has .response)
+├── ActionTimeoutError          no answer within timeout= (also a TimeoutError
+│                               and an asyncio.TimeoutError, on every Python)
+├── ProtocolError               the peer broke the framing (over-long frame, ...)
+├── SubscriptionOverflowError   a subscriber fell behind and its bounded queue overflowed
+└── InvalidActionError          the caller's action cannot be encoded (also a ValueError)
+```
 
 Messages never contain the value of a ``Secret`` or ``Key`` header.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -59,18 +64,26 @@ class ActionError(AMIError):
     """The server answered an action with ``Response: Error``.
 
     ``response`` is the whole answer; ``action`` the action's name when known.
+    ``str()`` is ``"<Action>: <reason>"``: the server's ``Message``, or for a
+    failing CLI command (Asterisk 14+) its first output lines instead of the
+    ``Command output follows`` that says nothing. A reason that already starts
+    with the action's name (``Originate failed``) is not prefixed again.
     """
 
     def __init__(self, response: Response, action: str | None = None) -> None:
         self.response = response
         self.action = action
-        text = response.get("Message") or response.get("Response") or "error"
-        output = response.get_all("Output")
-        if output:  # a failing CLI command (Asterisk 14+): the reason is in the output
-            shown = " / ".join(line.strip() for line in output[:3] if line.strip())
-            text = f"{text}: {shown}" if shown else text
-        prefix = f"{action}: " if action else ""
-        super().__init__(f"{prefix}{text}")
+        message = response.get("Message", "").strip()
+        shown = " / ".join(line.strip() for line in response.get_all("Output")[:3] if line.strip())
+        if shown and message.lower() in ("", "command output follows"):
+            text = shown
+        elif shown:
+            text = f"{message}: {shown}"
+        else:
+            text = message or f"Response: {response.get('Response') or 'Error'}"
+        if action and not text.lower().startswith(action.lower()):
+            text = f"{action}: {text}"
+        super().__init__(text)
 
     @property
     def message(self) -> str:
@@ -78,8 +91,24 @@ class ActionError(AMIError):
         return self.response.get("Message", "")
 
 
-class ActionTimeoutError(AMIError, TimeoutError):
-    """No (complete) answer arrived within the action's timeout."""
+if sys.version_info >= (3, 11):
+
+    class _Timeout(TimeoutError):
+        """`asyncio.TimeoutError` is the builtin `TimeoutError` from Python 3.11 on."""
+
+else:
+
+    class _Timeout(asyncio.TimeoutError, TimeoutError):
+        """Python 3.10: `asyncio.TimeoutError` and `TimeoutError` are distinct classes."""
+
+
+class ActionTimeoutError(AMIError, _Timeout):
+    """No (complete) answer arrived within the action's timeout.
+
+    It is a `TimeoutError` and an `asyncio.TimeoutError` on every supported
+    Python (on 3.10 these are two different classes): ``except
+    asyncio.TimeoutError`` around an action catches it.
+    """
 
     def __init__(self, message: str, action: str | None = None) -> None:
         super().__init__(message)

@@ -1,4 +1,4 @@
-"""Read-only AMI messages: :class:`Message`, :class:`Response` and :class:`Event`.
+"""Read-only AMI messages: `Message`, `Response` and `Event`.
 
 A message keeps its ``(key, value)`` pairs in wire order with their original
 casing (``msg.headers``), answers case-insensitive look-ups (``msg["channel"]``
@@ -239,7 +239,7 @@ class Message(Mapping[str, str]):
         ``ChanVariable(<channel>): name=value`` (legacy multi-channel events such
         as ``OriginateResponse``), plus the ``Variable: name=value`` lines of a
         ``Status`` event. Prefixed forms (``DestChanVariable``) are in
-        :meth:`prefixed_variables`. ``VarSet``'s own ``Variable:`` header is an
+        `prefixed_variables`. ``VarSet``'s own ``Variable:`` header is an
         ordinary field and is not read here.
         """
         return self.prefixed_variables("")

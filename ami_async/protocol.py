@@ -1,4 +1,4 @@
-"""Sans-IO AMI protocol: bytes in, :class:`~ami_async.message.Message` objects out.
+"""Sans-IO AMI protocol: bytes in, `ami_async.message.Message` objects out.
 
 ``Parser.feed(data)`` returns the messages that ``data`` completed; it never
 touches a socket, a loop or a clock. ``encode_action(name, headers)`` turns an
@@ -8,12 +8,20 @@ action.
 Framing rules (see ``shared/PROTOCOL.md``):
 
 * The banner (``Asterisk Call Manager/11.0.0``) is one line with **no** blank
-  line after it; it is recognised only as the first line of the stream.
+  line after it; it is recognised only as the first line of the stream, and
+  any first line that is not a ``Key: value`` header is taken as the banner
+  (``Asterisk Call Manager`` without a version too: `Parser.ami_version` is
+  then ``None``).
 * A message is lines ended by ``\\r\\n`` (a bare ``\\n`` is accepted too) and
   closed by an empty line.
 * A pre-14 ``Response: Follows`` answer carries raw CLI text with bare ``\\n``
   line ends, blank lines included; only ``--END COMMAND--`` (on its own line
-  or glued to the last output line) followed by an empty line ends it.
+  or glued to the last output line) followed by an empty line ends it. Its
+  header lines (``Response``, ``Privilege``, ``ActionID``) end in CRLF, or all
+  in a bare LF. A ``Response: Follows`` frame whose lines all end in CRLF and
+  that has no marker before its first empty line (proxies and fakes send
+  them, some with ``Output:`` lines) is an ordinary message: every line is a
+  header and it has no body.
 * Bytes that are not valid UTF-8 are decoded with ``surrogateescape``: nothing
   is dropped and ``value.encode("utf-8", "surrogateescape")`` gives back the
   original bytes. Valid UTF-8 split across two ``feed()`` calls is decoded
@@ -55,7 +63,7 @@ class Parser:
     """Incremental AMI stream parser.
 
     ``max_frame_size`` bounds the bytes held for one incomplete frame; beyond it
-    :class:`~ami_async.errors.ProtocolError` is raised and the buffer is not
+    `ami_async.errors.ProtocolError` is raised and the buffer is not
     grown further (the parser is then unusable: the stream cannot be re-synced).
     """
 
@@ -137,10 +145,11 @@ class Parser:
                     start += 2
                     continue
             if (first == 0x52 or first == 0x72) and work[start : start + 17].lower() == _FOLLOWS:
-                content_end, frame_end = self._find_follows_end(work, start, n)
+                content_end, frame_end, marked = self._find_follows_end(work, start, n)
                 if frame_end < 0:
                     break
-                append(_build_follows(work[start:content_end]))
+                content = work[start:content_end]
+                append(_build_follows(content) if marked else build(content))
                 start = frame_end
                 continue
             # One find covers CRLF CRLF (and LF CRLF); a second, bounded by the
@@ -193,19 +202,24 @@ class Parser:
         line = bytes(buf[:nl]).rstrip(b"\r")
         self._expect_banner = False
         self._scan = 0
-        # The banner is one line without a colon (Asterisk Call Manager/x.y.z and
-        # the proxy/fork variants); a stream that starts with a header has none.
-        if b":" not in line and b"/" in line:
+        # Any first line that is not a `Key: value` header is the banner: Asterisk
+        # Call Manager/x.y.z, the proxy/fork variants, and those without a
+        # version. A stream that starts with a header (or a blank line) has none.
+        if line.strip() and not _is_header_line(line):
             self.banner = _decode(line)
             del buf[: nl + 1]
         return True
 
-    def _find_follows_end(self, buf: bytes | bytearray, start: int, n: int) -> tuple[int, int]:
-        """``(content_end, next_frame_start)`` of a ``Response: Follows`` frame, or ``(-1, -1)``.
+    def _find_follows_end(
+        self, buf: bytes | bytearray, start: int, n: int
+    ) -> tuple[int, int, bool]:
+        """``(content_end, next_frame_start, marked)`` of a ``Response: Follows`` frame,
+        or ``(-1, -1, False)`` while it is incomplete.
 
-        It ends at ``--END COMMAND--`` followed by an empty line. A Follows frame
-        with no CLI text and no marker (proxies and fakes send them) ends at its
-        first empty line, as long as only CRLF header lines came before it.
+        It ends at ``--END COMMAND--`` followed by an empty line (``marked``). A
+        Follows frame with no CLI text and no marker (proxies and fakes send them)
+        ends at its first empty line, as long as only CRLF lines came before it;
+        it is then an ordinary header frame (``marked`` false).
         """
         scan = max(start, self._scan - len(_END_COMMAND))
         if not self._follows_decided:
@@ -219,12 +233,12 @@ class Parser:
                 if _END_COMMAND not in head and head.count(b"\n") == head.count(b"\r\n"):
                     self._scan = 0
                     self._follows_decided = False
-                    return blank + 2, blank + 4  # no CLI line began: headers only
+                    return blank + 2, blank + 4, False  # no CLI line began: headers only
         while True:
             marker = buf.find(_END_COMMAND, scan)
             if marker < 0:
                 self._scan = max(start, n - len(_END_COMMAND))
-                return -1, -1
+                return -1, -1, False
             # The marker must end its line, and an empty line must follow.
             p = marker + len(_END_COMMAND)
             complete = False
@@ -242,11 +256,17 @@ class Parser:
             if complete:
                 self._scan = 0
                 self._follows_decided = False
-                return marker, p
+                return marker, p, True
             if p >= 0:
                 self._scan = marker  # wait for the rest of the terminator
-                return -1, -1
+                return -1, -1, False
             scan = marker + 1  # the marker's text inside the output: keep looking
+
+
+def _is_header_line(line: bytes) -> bool:
+    """``Key: value`` (or ``Key:value``): a non-empty key without spaces before a colon."""
+    key, sep, _ = line.partition(b":")
+    return bool(sep) and bool(key) and b" " not in key and b"\t" not in key
 
 
 def _build(content: bytes | bytearray) -> Message:
@@ -269,18 +289,31 @@ def _build(content: bytes | bytearray) -> Message:
 
 
 def _build_follows(content: bytes | bytearray) -> Response:
-    """A pre-14 Command answer: CRLF header lines, then raw CLI text up to the marker."""
+    """A pre-14 Command answer: header lines, then raw CLI text up to the marker.
+
+    The header lines are the leading ``Response``/``Privilege``/``ActionID`` lines
+    (each once), all ended like the first one: CRLF as Asterisk sends them, or a
+    bare LF (seen from other servers). The rest is the CLI text.
+    """
     text = _decode(bytes(content))
     headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    crlf: bool | None = None
     pos = 0
     while True:
         eol = text.find("\n", pos)
-        if eol < 0 or eol == pos or text[eol - 1] != "\r":
+        if eol <= pos:
             break
-        line = text[pos : eol - 1]
-        key, sep, value = line.partition(":")
-        if not sep or key.lower() not in _FOLLOWS_HEADER_KEYS:
+        cr = text[eol - 1] == "\r"
+        if crlf is None:
+            crlf = cr  # the Response line sets the line end of every header line
+        elif cr != crlf:
             break
+        key, sep, value = text[pos : eol - 1 if cr else eol].partition(":")
+        lower = key.lower()
+        if not sep or lower not in _FOLLOWS_HEADER_KEYS or lower in seen:
+            break
+        seen.add(lower)
         headers.append((key, value[1:] if value[:1] == " " else value))
         pos = eol + 1
     return Response(headers, body=text[pos:])
@@ -312,7 +345,7 @@ def encode_action(
     A list or tuple value repeats its key in order; a mapping value (for
     ``Variable``) becomes one ``Variable: name=value`` line per entry; booleans
     become ``true``/``false``. CR, LF or NUL anywhere, ``:`` in a key, or an
-    empty key or action name raise :class:`~ami_async.errors.InvalidActionError`
+    empty key or action name raise `ami_async.errors.InvalidActionError`
     (a ``ValueError``) before anything is produced.
     """
     items = headers.items() if isinstance(headers, Mapping) else list(headers)
@@ -351,7 +384,7 @@ def _encode_checked(
     name: str,
     headers: Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] = (),
 ) -> bytes:
-    """:func:`encode_action` with every check made as it goes, for precise errors."""
+    """`encode_action` with every check made as it goes, for precise errors."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidActionError("the action name must be a non-empty string")
     _check("value", "Action", name)

@@ -8,13 +8,22 @@ evidence.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import random
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,6 +38,7 @@ __all__ = [
     "FIXTURES",
     "VERSIONS",
     "Facts",
+    "Peer",
     "Record",
     "Snapshot",
     "agi_transcripts",
@@ -42,7 +52,9 @@ __all__ = [
     "read_ami",
     "replayed",
     "replayed_with_server",
+    "serial_server",
     "snapshot",
+    "with_id",
 ]
 
 #: The fixture folders whose captures every parser test covers.
@@ -262,3 +274,90 @@ async def replayed(version: str, scenario: str, **options: Any) -> AsyncIterator
     """`replayed_with_server`, for tests that need only the client."""
     async with replayed_with_server(version, scenario, **options) as (_, client):
         yield client
+
+
+# -- raw peers -----------------------------------------------------------------------------
+
+_ACTION_ID = re.compile(rb"^ActionID: [^\r\n]*\r\n", re.MULTILINE)
+
+
+def with_id(message: bytes, action_id: str) -> bytes:
+    """``message`` with its ActionID line naming ``action_id``."""
+    line = f"ActionID: {action_id}\r\n".encode()
+    return _ACTION_ID.sub(lambda _: line, message)
+
+
+class Peer:
+    """One accepted connection of `serial_server`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def action(self) -> dict[str, str]:
+        """Read the client's next action (headers, first value of each key, keys lower-cased)."""
+        frame = await self.reader.readuntil(b"\r\n\r\n")
+        headers: dict[str, str] = {}
+        for line in frame.decode().split("\r\n"):
+            key, sep, value = line.partition(": ")
+            if sep:
+                headers.setdefault(key.lower(), value)
+        return headers
+
+    async def answer(self, expected: str, *messages: bytes) -> dict[str, str]:
+        """Read one action named ``expected`` and send ``messages`` with its ActionID."""
+        action = await self.action()
+        assert action["action"].lower() == expected.lower(), action
+        await self.send(*(with_id(m, action["actionid"]) for m in messages))
+        return action
+
+    async def send(self, *messages: bytes) -> None:
+        self.writer.write(b"".join(messages))
+        await self.writer.drain()
+
+    async def idle(self) -> None:
+        """Answer Ping and Logoff (as Asterisk does) until the client goes away."""
+        pong = b"Response: Success\r\nActionID: x\r\nPing: Pong\r\nTimestamp: 0.0\r\n\r\n"
+        goodbye = b"Response: Goodbye\r\nActionID: x\r\nMessage: Thanks for all the fish.\r\n\r\n"
+        with suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                action = await self.action()
+                name = action.get("action", "").lower()
+                action_id = action.get("actionid", "")
+                if name == "logoff":
+                    await self.send(with_id(goodbye, action_id))
+                    return
+                await self.send(with_id(pong, action_id))
+
+
+Script = Callable[[Peer], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serial_server(*scripts: Script) -> AsyncIterator[int]:
+    """A server whose n-th connection runs ``scripts[n]`` (the last one again after that)."""
+    count = 0
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        script = scripts[min(count, len(scripts) - 1)]
+        count += 1
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            with suppress(asyncio.IncompleteReadError, ConnectionError):
+                await script(Peer(reader, writer))
+        finally:
+            writer.close()
+            tasks.discard(task)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await server.wait_closed()

@@ -343,3 +343,70 @@ def test_raw_lookup_property(pairs: list[tuple[str, str]], key: str) -> None:
     _ = expected.headers
     assert _fresh(data).get(key) == expected.get(key)
     assert _fresh(data).get(key.lower()) == expected.get(key)
+
+
+# -- the errors built from messages (item 22 of issue 9) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "action", "expected"),
+    [
+        # A failing CLI command (Asterisk 14+): the output, not "Command output follows".
+        (
+            [
+                ("Response", "Error"),
+                ("Message", "Command output follows"),
+                ("Output", "No such command 'foo' (type 'core show help foo' for other ...)"),
+            ],
+            "Command",
+            "Command: No such command 'foo' (type 'core show help foo' for other ...)",
+        ),
+        # A reason that already names the action is not prefixed again.
+        ([("Response", "Error"), ("Message", "Originate failed")], "Originate", "Originate failed"),
+        (
+            [("Response", "Error"), ("Message", "Database entry not found")],
+            "DBGet",
+            "DBGet: Database entry not found",
+        ),
+        ([("Response", "Error"), ("Message", "Permission denied")], None, "Permission denied"),
+        ([("Response", "Error")], "Foo", "Foo: Response: Error"),
+        # A real Message and output: both.
+        (
+            [("Response", "Error"), ("Message", "Bad thing"), ("Output", "a"), ("Output", "b")],
+            "Command",
+            "Command: Bad thing: a / b",
+        ),
+    ],
+)
+def test_item22_action_error_messages_read_well(
+    headers: list[tuple[str, str]], action: str | None, expected: str
+) -> None:
+    from ami_async.errors import ActionError
+
+    assert str(ActionError(Response(headers), action)) == expected
+
+
+def test_item22_action_error_for_the_real_failing_command_reads_well() -> None:
+    from ami_async.errors import ActionError
+
+    _, msgs = parse((fixtures_dir() / "asterisk-22" / "command.bin").read_bytes())
+    (failed,) = [m for m in msgs if isinstance(m, Response) and m.action_id == "command-4"]
+    assert str(ActionError(failed, "Command")) == (
+        "Command: No such command 'this is not a command' "
+        "(type 'core show help this is' for other possible commands)"
+    )
+
+
+def test_item22_action_timeout_error_is_an_asyncio_timeout_error_on_every_python() -> None:
+    import asyncio
+
+    from ami_async.errors import ActionTimeoutError, AMIError
+
+    error = ActionTimeoutError("Ping: no answer within 1 s", "Ping")
+    assert isinstance(error, asyncio.TimeoutError)
+    assert isinstance(error, TimeoutError)
+    assert isinstance(error, AMIError)
+    assert str(error) == "Ping: no answer within 1 s"
+    assert error.action == "Ping"
+    with pytest.raises(asyncio.TimeoutError):
+        raise error

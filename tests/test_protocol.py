@@ -756,7 +756,7 @@ def test_a_follows_frame_without_marker_or_body_ends_at_its_empty_line() -> None
         b"Event: Hangup\r\nChannel: A\r\n\r\n"
     )
     assert [m.get("ActionID") or m.get("Event") for m in msgs] == ["1", "2", "Hangup"]
-    assert msgs[0].body == ""
+    assert msgs[0].body is None  # an ordinary header frame (see item 25)
     assert parser.buffered == 0
 
 
@@ -768,3 +768,106 @@ def test_a_follows_body_with_crlf_blank_line_inside_still_needs_the_marker() -> 
     )
     (msg,) = parser.feed(data)
     assert msg.body == "line one\n\r\n\r\nmore\n"
+
+
+def assert_same_at_every_split(data: bytes, expected: list[Message]) -> None:
+    """Whole, and cut in two at every byte: the same messages."""
+    whole = snapshot(expected)
+    for cut in range(1, len(data)):
+        parser = Parser(expect_banner=False)
+        assert snapshot(feed_chunks(split_at(data, [cut]), parser)) == whole, cut
+        assert parser.buffered == 0
+
+
+# Item 23: a pre-14 Command answer whose header lines end in a bare LF (other
+# projects' test data; Asterisk itself ends them in CRLF).
+FOLLOWS_LF = (
+    b"Response: Follows\nPrivilege: Command\nActionID: 42\n"
+    b"Channel              Location             State   Application(Data)\n"
+    b"0 active channels\n--END COMMAND--\n\n"
+    b"Response: Success\nActionID: 43\nPing: Pong\n\n"
+)
+
+
+def test_item23_follows_with_bare_lf_header_lines_keeps_its_headers() -> None:
+    parser = Parser(expect_banner=False)
+    follows, pong = parser.feed(FOLLOWS_LF)
+    assert isinstance(follows, Response)
+    assert follows.headers == (
+        ("Response", "Follows"),
+        ("Privilege", "Command"),
+        ("ActionID", "42"),
+    )
+    assert follows.action_id == "42"
+    assert follows.body == (
+        "Channel              Location             State   Application(Data)\n0 active channels\n"
+    )
+    assert pong.headers == (("Response", "Success"), ("ActionID", "43"), ("Ping", "Pong"))
+    assert_same_at_every_split(FOLLOWS_LF, [follows, pong])
+
+
+def test_item23_follows_header_lines_end_alike_cli_text_is_never_a_header() -> None:
+    # CRLF headers, then a CLI line that looks like a header: it is text.
+    crlf = one(
+        b"Response: Follows\r\nPrivilege: Command\r\nActionID: x\nmore\n--END COMMAND--\r\n\r\n"
+    )
+    assert crlf.headers == (("Response", "Follows"), ("Privilege", "Command"))
+    assert crlf.body == "ActionID: x\nmore\n"
+    # A repeated key ends the headers too.
+    lf = one(b"Response: Follows\nActionID: 1\nActionID: 2\n--END COMMAND--\n\n")
+    assert lf.headers == (("Response", "Follows"), ("ActionID", "1"))
+    assert lf.body == "ActionID: 2\n"
+
+
+# Item 24: a banner without "/<version>" (proxies and mock servers).
+@pytest.mark.parametrize(
+    "banner", [b"Asterisk Call Manager", b"Asterisk Call Manager Proxy", b"AMI ready: yes"]
+)
+def test_item24_any_first_line_that_is_not_a_header_is_the_banner(banner: bytes) -> None:
+    data = banner + b"\r\nResponse: Success\r\nActionID: 1\r\n\r\n"
+    whole = Parser()
+    msgs = whole.feed(data)
+    assert whole.banner == banner.decode()
+    assert whole.ami_version is None
+    assert [m.headers for m in msgs] == [(("Response", "Success"), ("ActionID", "1"))]
+    for cut in range(1, len(data)):
+        parser = Parser()
+        assert snapshot(feed_chunks(split_at(data, [cut]), parser)) == snapshot(msgs), cut
+        assert parser.banner == banner.decode()
+
+
+@pytest.mark.parametrize("first", [b"Response: Success", b"Response:Success", b"\r"])
+def test_item24_a_stream_that_starts_with_a_header_or_blank_has_no_banner(first: bytes) -> None:
+    parser = Parser()
+    msgs = parser.feed(first + b"\r\nActionID: 1\r\n\r\nResponse: Success\r\n\r\n")
+    assert parser.banner is None
+    assert msgs[-1].headers == (("Response", "Success"),)
+
+
+# Item 25: `Response: Follows` with `Output:` lines and no --END COMMAND--.
+FOLLOWS_OUTPUT = (
+    b"Response: Follows\r\nPrivilege: Command\r\nActionID: 7\r\n"
+    b"Output: Name/username    Host\r\nOutput: 100/100        (Unspecified)\r\n"
+    b"Output: 1 sip peers: 1 online\r\n\r\n"
+    b"Event: Hangup\r\nChannel: A\r\n\r\n"
+)
+
+
+def test_item25_follows_with_output_lines_and_no_marker_is_a_header_frame() -> None:
+    from ami_async.actions import command_output
+
+    parser = Parser(expect_banner=False)
+    follows, hangup = parser.feed(FOLLOWS_OUTPUT)
+    assert isinstance(follows, Response)
+    assert follows.body is None
+    assert follows.action_id == "7"
+    assert follows.get_all("Output") == [
+        "Name/username    Host",
+        "100/100        (Unspecified)",
+        "1 sip peers: 1 online",
+    ]
+    assert command_output(follows) == (
+        "Name/username    Host\n100/100        (Unspecified)\n1 sip peers: 1 online"
+    )
+    assert isinstance(hangup, Event)
+    assert_same_at_every_split(FOLLOWS_OUTPUT, [follows, hangup])

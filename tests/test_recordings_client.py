@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import pytest
-from _fixtures import fixtures_dir, parse, read_ami
+from _fixtures import Peer, fixtures_dir, parse, read_ami, serial_server
 from _fixtures import replayed_with_server as replayed
 
 from ami_async import (
@@ -35,7 +32,6 @@ from ami_async.message import Response
 from ami_async.testing import FakeAsterisk
 
 BOTH = pytest.mark.parametrize("version", ["asterisk-22", "asterisk-13"])
-_ACTION_ID = re.compile(rb"^ActionID: [^\r\n]*\r\n", re.MULTILINE)
 
 
 def capture_messages(version: str, scenario: str) -> tuple[bytes, list[bytes]]:
@@ -43,88 +39,6 @@ def capture_messages(version: str, scenario: str) -> tuple[bytes, list[bytes]]:
     data = (fixtures_dir() / version / f"{scenario}.bin").read_bytes()
     banner, _, rest = data.partition(b"\r\n")
     return banner + b"\r\n", [m + b"\r\n\r\n" for m in rest.split(b"\r\n\r\n") if m]
-
-
-def with_id(message: bytes, action_id: str) -> bytes:
-    """``message`` with its ActionID line naming ``action_id``."""
-    line = f"ActionID: {action_id}\r\n".encode()
-    return _ACTION_ID.sub(lambda _: line, message)
-
-
-class Peer:
-    """One accepted connection of `serial_server`."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    async def action(self) -> dict[str, str]:
-        """Read the client's next action (headers, first value of each key, keys lower-cased)."""
-        frame = await self.reader.readuntil(b"\r\n\r\n")
-        headers: dict[str, str] = {}
-        for line in frame.decode().split("\r\n"):
-            key, sep, value = line.partition(": ")
-            if sep:
-                headers.setdefault(key.lower(), value)
-        return headers
-
-    async def answer(self, expected: str, *messages: bytes) -> dict[str, str]:
-        """Read one action named ``expected`` and send ``messages`` with its ActionID."""
-        action = await self.action()
-        assert action["action"].lower() == expected.lower(), action
-        await self.send(*(with_id(m, action["actionid"]) for m in messages))
-        return action
-
-    async def send(self, *messages: bytes) -> None:
-        self.writer.write(b"".join(messages))
-        await self.writer.drain()
-
-    async def idle(self) -> None:
-        """Answer Ping and Logoff (as Asterisk does) until the client goes away."""
-        pong = b"Response: Success\r\nActionID: x\r\nPing: Pong\r\nTimestamp: 0.0\r\n\r\n"
-        goodbye = b"Response: Goodbye\r\nActionID: x\r\nMessage: Thanks for all the fish.\r\n\r\n"
-        with suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                action = await self.action()
-                name = action.get("action", "").lower()
-                action_id = action.get("actionid", "")
-                if name == "logoff":
-                    await self.send(with_id(goodbye, action_id))
-                    return
-                await self.send(with_id(pong, action_id))
-
-
-Script = Callable[[Peer], Awaitable[None]]
-
-
-@asynccontextmanager
-async def serial_server(*scripts: Script) -> AsyncIterator[int]:
-    """A server whose n-th connection runs ``scripts[n]`` (the last one again after that)."""
-    count = 0
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal count
-        script = scripts[min(count, len(scripts) - 1)]
-        count += 1
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            with suppress(asyncio.IncompleteReadError, ConnectionError):
-                await script(Peer(reader, writer))
-        finally:
-            writer.close()
-            tasks.discard(task)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        await server.wait_closed()
 
 
 def client_for(port: int, **options: Any) -> Client:
@@ -459,3 +373,14 @@ async def test_call_flow_every_event_reaches_the_client(version: str, scenario: 
     assert [without_action_id(e) for e in got] + [
         without_action_id(e) for e in listed
     ] == recorded_events
+
+
+async def test_item22_except_asyncio_timeout_error_catches_an_action_timeout() -> None:
+    """On 3.10 `asyncio.TimeoutError` is not the builtin `TimeoutError`; it catches it anyway."""
+    async with replayed("asterisk-22", "broken_events_action") as (_, ami):
+        caught: BaseException | None = None
+        try:
+            await ami.set_events(True, timeout=0.2)  # never answered under this setting
+        except asyncio.TimeoutError as exc:
+            caught = exc
+        assert isinstance(caught, ActionTimeoutError)
