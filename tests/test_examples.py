@@ -20,8 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from _fixtures import FIXTURES
+
 from ami_async import Client, Event, Message, Parser
 from ami_async.testing import FakeAsterisk, FakeSession, make_response, with_action_id
 
