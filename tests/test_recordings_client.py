@@ -384,3 +384,76 @@ async def test_item22_except_asyncio_timeout_error_catches_an_action_timeout() -
         except asyncio.TimeoutError as exc:
             caught = exc
         assert isinstance(caught, ActionTimeoutError)
+
+
+# -- calls that fail, hang-up causes, Park --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "exten", "tag", "dial_status"),
+    [
+        ("dial_noanswer", "2001", "noanswer", "NOANSWER"),
+        ("dial_busy", "2003", "busy", "BUSY"),
+        ("dial_congestion", "2004", "congestion", "CONGESTION"),
+    ],
+)
+@BOTH
+async def test_originate_of_a_call_that_is_never_answered_fails(
+    version: str, scenario: str, exten: str, tag: str, dial_status: str
+) -> None:
+    """No answer, busy, congestion behind a Local channel: `originate()` gives
+    ``success=False`` with Reason 0 (FAILED), not BUSY/CONGESTION; the DialEnd says why."""
+    async with replayed(version, scenario) as (_, ami):
+        dial_ends = ami.events("DialEnd")
+        result = await ami.originate(
+            f"Local/{exten}@test",
+            application="Wait",
+            data="10",
+            channel_id=f"{tag}-1",
+            other_channel_id=f"{tag}-2",
+        )
+        assert result.success is False
+        assert result.reason is OriginateReason.FAILED
+        assert result.uniqueid == f"{tag}-1"
+        assert (await dial_ends.get(timeout=5))["DialStatus"] == dial_status
+        assert await ami.core_show_channels() == []
+
+
+async def test_hangup_with_a_cause_shows_on_both_local_legs() -> None:
+    """hangup_causes (22): ``Hangup`` action with Cause 17; both legs' Hangup carry it."""
+    async with replayed("asterisk-22", "hangup_causes") as (_, ami):
+        hangups = ami.events("Hangup")
+        call = await ami.originate(
+            "Local/2011@test",
+            application="Wait",
+            data="30",
+            channel_id="cause17-1",
+            other_channel_id="cause17-2",
+            wait=False,
+        )
+        assert call.success
+        answer = await ami.hangup("Local/2011@test-0000001d;1", cause=17)
+        assert answer["Message"] == "Channel Hungup"
+        causes = {}
+        while len(causes) < 2:
+            event = await hangups.get(timeout=5)
+            causes[event["Uniqueid"]] = event["Cause"]
+        assert causes == {"cause17-1": "17", "cause17-2": "17"}
+
+
+async def test_park_answer_with_a_bare_lf_in_its_message() -> None:
+    """park_and_retrieve (22): ``Message: Park successful\\n\\r\\n`` reads as the message."""
+    async with replayed("asterisk-22", "park_and_retrieve") as (_, ami):
+        parked = ami.events("ParkedCall")
+        await ami.originate(
+            "Local/2010@test",
+            application="Wait",
+            data="30",
+            channel_id="park-1",
+            other_channel_id="park-2",
+            wait=False,
+        )
+        answer = await ami.send_action("Park", Channel="Local/2011@test-00000010;1")
+        assert answer["Message"] == "Park successful"
+        assert (await parked.get(timeout=5))["ParkingSpace"] == "7001"
+        assert (await ami.ping())["Ping"] == "Pong"  # the stray blank line broke nothing
