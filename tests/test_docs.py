@@ -500,3 +500,14 @@ def test_every_uvicorn_line_has_a_graceful_shutdown_timeout() -> None:
     ]
     assert len(lines) >= 3
     assert [line for line in lines if "--timeout-graceful-shutdown" not in line] == []
+
+
+def test_samples_fit_the_page() -> None:
+    """docs/css/wide.css shows 100 columns (the project's line length) without scrolling."""
+    long = [
+        f"{sample.id} +{n}"
+        for sample in SAMPLES
+        for n, line in enumerate(sample.code.splitlines(), 1)
+        if len(line) > 100
+    ]
+    assert long == []
