@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import html
 import inspect
 import os
 import re
@@ -109,6 +110,26 @@ def samples_of(page: Path) -> list[Sample]:
         if kind:
             found.append(Sample(page, i + 1, fence.group(1), kind, options, code))
         i = end + 1
+    found.extend(html_samples_of(page, lines))
+    return found
+
+
+def html_samples_of(page: Path, lines: list[str]) -> list[Sample]:
+    """The Python of side-by-side tables (``<pre><code class="language-python">``)."""
+    found = []
+    text = "\n".join(lines)
+    code_of = re.compile(r'<pre><code class="language-python">(.*?)</code></pre>', re.S)
+    rows = [row for row in re.finditer(r"<tr>.*?</tr>", text, re.S)]
+    # A row compares another library (left) with ami_async (right): the last cell is ours.
+    matches = [list(code_of.finditer(text, row.start(), row.end()))[-1:] for row in rows]
+    for match in [m for cell in matches for m in cell]:
+        line = text.count("\n", 0, match.start()) + 1
+        start = text.rfind("\n", 0, text.rfind("\n", 0, match.start()))
+        marker = MARKER.search(text[start : match.start()])
+        kind = marker.group(1) if marker else "snippet"
+        options = dict(re.findall(r'(\w+)="([^"]*)"', marker.group(2))) if marker else {}
+        code = html.unescape(match.group(1)) + "\n"
+        found.append(Sample(page, line, "python", kind, options, code))
     return found
 
 
@@ -150,26 +171,47 @@ def test_sample_compiles(sample: Sample) -> None:
 
 @contextlib.asynccontextmanager
 async def page_context() -> AsyncIterator[dict[str, Any]]:
-    """What docs/concepts.md says a snippet runs inside (its clock 100 times faster)."""
-    async with (
-        FakeAsterisk(time_scale=0.01) as pbx,
-        ami_async.connect(
+    """What docs/concepts.md says a snippet runs inside (its clock 100 times faster).
+
+    The PBX also has the extension the migration guides dial (200 in
+    ``from-internal``); their ``PJSIP/100`` is a channel it cannot create.
+    """
+    async with FakeAsterisk(time_scale=0.01) as pbx:
+        pbx.pbx.add_extension("from-internal", "200", "Answer")
+        pbx.pbx.add_extension("from-internal", "200", "Wait", "1")
+        async with ami_async.connect(
             pbx.host, pbx.port, username="admin", secret="amp111", ping_interval=None
-        ) as ami,
-    ):
-        yield {
-            "__name__": "__sample__",
-            "asyncio": asyncio,
-            "ami_async": ami_async,
-            "FakeAsterisk": FakeAsterisk,
-            "ami": ami,
-            "pbx": pbx,
-        }
+        ) as ami:
+            yield {
+                "__name__": "__sample__",
+                "asyncio": asyncio,
+                "ami_async": ami_async,
+                "FakeAsterisk": FakeAsterisk,
+                "ami": ami,
+                "pbx": pbx,
+            }
+
+
+def redirect_clients(monkeypatch: pytest.MonkeyPatch, pbx: FakeAsterisk) -> None:
+    """A client made for 127.0.0.1:5038 (what the samples show) connects to ``pbx``."""
+    init = ami_async.Client.__init__
+
+    def redirected(
+        self: ami_async.Client, host: str = "127.0.0.1", port: int = 5038, **options: Any
+    ) -> None:
+        if host in ("127.0.0.1", "localhost") and port == 5038:
+            host, port = pbx.host, pbx.port
+        init(self, host, port, **options)
+
+    monkeypatch.setattr(ami_async.Client, "__init__", redirected)
 
 
 @pytest.mark.parametrize("sample", of_kind("snippet"))
-async def test_snippet_runs(sample: Sample, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_snippet_runs(
+    sample: Sample, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with page_context() as namespace:
+        redirect_clients(monkeypatch, namespace["pbx"])
         result = eval(compiled(sample), namespace)
         if inspect.iscoroutine(result):
             await asyncio.wait_for(result, RUN_LIMIT)
