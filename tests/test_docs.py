@@ -13,7 +13,7 @@ follows from the code:
   ``<!-- sample: program until="text" -->`` ends a script that would run on
   (it listens for events) once ``text`` is on its output.
 - ``snippet`` (the default): runs with top-level ``await`` where the page says
-  it does (docs/concepts.md): ``ami`` a client connected to ``pbx``, a
+  it does (docs/concepts.md): ``ami`` (or ``client``) a client connected to ``pbx``, a
   FakeAsterisk with its simulated PBX, ``asyncio`` and ``ami_async`` imported.
 
 A program or snippet marker may add ``output="text|other text"``: what the
@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", ROOT / "examples" / "README.md"]
 KINDS = {"program", "snippet", "pytest", "signature", "fragment", "shell"}
 MARKER = re.compile(r"<!--\s*sample:\s*(\w+)(.*?)-->")
-FENCE = re.compile(r"^```(\w*)\s*$")
+FENCE = re.compile(r"^(\s*)```(\w*)\s*$")  # indented in a list item too
 RUN_LIMIT = 60.0  # seconds any one sample may take
 SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|exc|mod|data|obj|const|ref|term):`")
 
@@ -93,22 +93,23 @@ def samples_of(page: Path) -> list[Sample]:
         if fence is None:
             i += 1
             continue
-        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-        code = "\n".join(lines[i + 1 : end]) + "\n"
+        indent = fence.group(1)
+        end = next(j for j in range(i + 1, len(lines)) if lines[j] == indent + "```")
+        code = textwrap.dedent("\n".join(lines[i + 1 : end])) + "\n"
         before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = MARKER.search(before)
         options = dict(re.findall(r'(\w+)="([^"]*)"', marker.group(2))) if marker else {}
         if marker:
             kind = marker.group(1)
             assert kind in KINDS, f"{page.name}:{i}: unknown sample kind {kind!r}"
-        elif fence.group(1) != "python":
+        elif fence.group(2) != "python":
             kind = ""
         elif "asyncio.run(" in code:
             kind = "program"
         else:
             kind = "snippet"
         if kind:
-            found.append(Sample(page, i + 1, fence.group(1), kind, options, code))
+            found.append(Sample(page, i + 1, fence.group(2), kind, options, code))
         i = end + 1
     found.extend(html_samples_of(page, lines))
     return found
@@ -188,6 +189,7 @@ async def page_context() -> AsyncIterator[dict[str, Any]]:
                 "ami_async": ami_async,
                 "FakeAsterisk": FakeAsterisk,
                 "ami": ami,
+                "client": ami,  # the name the integration pages use
                 "pbx": pbx,
             }
 
