@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from ami_async._faultproxy import FaultProxy
+from ami_async.testing import FaultProxy
 
 T = TypeVar("T")
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -1,0 +1,407 @@
+"""The simulated PBX's Dial() and Queue() applications."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._pbx_apps import _music_on_hold
+from ._pbx_model import (
+    _ANSWERED_ELSEWHERE,
+    _DIAL_VARIABLES,
+    _INUSE,
+    _LOCAL,
+    _NOT_INUSE,
+    _QUEUE_RETRY_SECONDS,
+    _QUEUE_VARIABLES,
+    _RINGING_DEVICE,
+    NORMAL_CLEARING,
+    SimChannel,
+    SimQueue,
+    SimQueueMember,
+    _Dialing,
+    _split_args,
+)
+
+if TYPE_CHECKING:
+    from ._pbx import SimPBX
+
+
+logger = logging.getLogger("ami_async.testing")
+
+
+def _callee_pair(
+    pbx: SimPBX, caller: SimChannel, target: str, app: str
+) -> tuple[SimChannel, SimChannel, str] | None:
+    """Dial()/Queue() call a Local target: the pair and its dial string, or None."""
+    local = _LOCAL.fullmatch(target)
+    if local is None:
+        return None
+    exten, context = local.group(1), local.group(2) or "default"
+    one, two = pbx._new_local_pair(exten, context, linkedid=caller.linkedid)
+    pbx._announce_pair(one, two)
+    dialstring = f"{exten}@{context}"
+    if not pbx.dialplan.exists(context, exten):
+        pbx._local_call_failed(one, two)
+        pbx._settle()
+        pbx._flush_failed_cel(one)
+        return None
+    one._cdr = None  # its CDR is the caller's (dial_bridge.bin has none for it)
+    if app == "AppDial":
+        pbx._var_set(one, "DIALEDPEERNUMBER", dialstring)
+        one.context, one.exten = caller.context, caller.exten
+    one.caller_num = caller.caller_num or caller.exten
+    one.caller_name = caller.caller_name
+    pbx._set_last_app(one, app, "(Outgoing Line)")
+    pbx._newexten(one)
+    pbx._channel_event(
+        "NewCallerid", one, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+    )
+    if app != "AppDial":
+        pbx._var_set(one, "DIALEDPEERNUMBER", dialstring)
+    pbx._var_set(two, "DIALEDPEERNUMBER", dialstring)
+    two.connected_num, two.connected_name = one.caller_num, one.caller_name
+    pbx._channel_event("NewConnectedLine", two)
+    pbx._local_bridge(one, two, optimize=local.group(3) is None)
+    one._dialed_as = dialstring
+    return one, two, dialstring
+
+
+class _Call:
+    """One Dial() or Queue() attempt from a caller to its callees."""
+
+    def __init__(self, pbx: SimPBX, caller: SimChannel) -> None:
+        self.pbx = pbx
+        self.caller = caller
+        self.callees: list[SimChannel] = []
+        self.winner: SimChannel | None = None
+        self.status = "NOANSWER"
+        loop = asyncio.get_running_loop()
+        self.decided: asyncio.Future[None] = loop.create_future()
+        self.ended: asyncio.Future[int] = loop.create_future()
+        self.on_answer: Callable[[SimChannel], None] = lambda callee: None
+
+    def ring(self, callee: SimChannel, two: SimChannel, dialstring: str) -> None:
+        self.callees.append(callee)
+        callee._dialing = _Dialing(self._answered, self._failed)
+        self.pbx._dial_begin(self.caller, callee, dialstring)
+        self.pbx._start_pbx(two)
+
+    def _answered(self, callee: SimChannel) -> None:
+        if self.winner is not None or not self.caller.alive:
+            return
+        self.winner = callee
+        self.on_answer(callee)
+        if not self.decided.done():
+            self.decided.set_result(None)
+
+    def _failed(self, callee: SimChannel, reason: int, status: str) -> None:
+        if callee in self.callees:
+            self.callees.remove(callee)
+            self.status = status
+            self.pbx._dial_end(self.caller, callee, status)
+        if not self.callees and self.winner is None and not self.decided.done():
+            self.decided.set_result(None)
+
+    def cancel(self, status: str = "CANCEL", cause: int = 0) -> None:
+        """Stop ringing the callees that did not answer."""
+        for callee in list(self.callees):
+            if callee is self.winner or not callee.alive:
+                continue
+            self.callees.remove(callee)
+            callee._dialing = None
+            self.pbx._dial_end(self.caller, callee, status)
+            self.pbx._hangup_pair(callee, cause)
+
+    def bridge(self, callee: SimChannel, *, clear_exten: bool) -> None:
+        pbx, caller = self.pbx, self.caller
+        if caller._cdr is not None:
+            caller._cdr.destination_channel = callee.name
+        bridge = pbx._new_bridge()
+        if clear_exten:
+            callee.exten = ""
+            pbx._newexten(callee)
+        pbx._enter_bridge(bridge, callee)
+        pbx._enter_bridge(bridge, caller)
+        pbx._set_bridge_peers(bridge)
+
+        def caller_out(cause: int) -> None:
+            if not self.ended.done():
+                self.ended.set_result(cause)
+
+        caller._after_bridge = caller_out
+
+
+async def _app_dial(pbx: SimPBX, channel: SimChannel, data: str) -> int:
+    args = _split_args(data)
+    targets = [t for t in args[0].split("&") if t] if args else []
+    timeout = float(args[1]) if len(args) > 1 and args[1] else None
+    for name in _DIAL_VARIABLES:
+        pbx._var_set(channel, name, "")
+    call = _Call(pbx, channel)
+    started = pbx.now()
+
+    def answered(callee: SimChannel) -> None:
+        pbx._var_set(channel, "DIALSTATUS", "ANSWER")
+        pbx._var_set(channel, "DIALEDPEERNAME", callee.name)
+        pbx._var_set(channel, "DIALEDPEERNUMBER", callee._dialed_as)
+        pbx._flush_devices()
+        pbx._flush_members()
+        pbx._dial_end(channel, callee, "ANSWER")
+        call.cancel("CANCEL", _ANSWERED_ELSEWHERE)
+        pbx._answer(channel)
+        call.bridge(callee, clear_exten=True)
+
+    call.on_answer = answered
+    for target in targets:
+        pair = _callee_pair(pbx, channel, target, "AppDial")
+        if pair is not None:
+            call.ring(*pair)
+    if not call.callees:
+        pbx._var_set(channel, "DIALSTATUS", "CHANUNAVAIL")
+        return 0
+    channel._cleanups.append(call.cancel)
+    outcome = await pbx._wait_for(channel, call.decided, timeout)
+    if call.winner is None:
+        status = {"timeout": "NOANSWER", "interrupt": "CANCEL"}.get(outcome, call.status)
+        call.cancel(status, 0)
+        with contextlib.suppress(ValueError):
+            channel._cleanups.remove(call.cancel)
+        pbx._var_set(channel, "DIALSTATUS", status)
+        return 0
+    with contextlib.suppress(ValueError):
+        channel._cleanups.remove(call.cancel)
+    answered_at = call.winner.answered_at or pbx.now()
+    outcome = await pbx._wait_for(channel, call.ended, None)
+    channel._after_bridge = None
+    now = pbx.now()
+    pbx._var_set(channel, "ANSWEREDTIME", str(int(now - answered_at)))
+    pbx._var_set(channel, "ANSWEREDTIME_MS", str(int((now - answered_at) * 1000)))
+    pbx._var_set(channel, "DIALEDTIME", str(int(now - started)))
+    pbx._var_set(channel, "DIALEDTIME_MS", str(int((now - started) * 1000)))
+    pbx._var_set(channel, "DIALSTATUS", "ANSWER")
+    if outcome == "interrupt":
+        return 0
+    channel.hangupcause = call.ended.result() if call.ended.done() else NORMAL_CLEARING
+    pbx._channel_event("SoftHangupRequest", channel, ("Cause", str(NORMAL_CLEARING)))
+    return -1
+
+
+def _queue_position(queue: SimQueue, channel: SimChannel) -> int:
+    return queue.callers.index(channel) + 1 if channel in queue.callers else 0
+
+
+def _queue_leave(pbx: SimPBX, queue: SimQueue, channel: SimChannel) -> int:
+    position = _queue_position(queue, channel)
+    if channel in queue.callers:
+        queue.callers.remove(channel)
+    queue.joined.pop(channel, None)
+    if not queue.callers:
+        pbx._set_cached_device(f"Queue:{queue.name}", _NOT_INUSE)
+    pbx._channel_event(
+        "QueueCallerLeave",
+        channel,
+        ("Queue", queue.name),
+        ("Position", str(position)),
+        ("Count", str(len(queue.callers))),
+        privilege="agent,all",
+    )
+    return position
+
+
+def _available_members(queue: SimQueue) -> list[SimQueueMember]:
+    members = [
+        m
+        for m in queue.members
+        if not m.paused and (m.status == _NOT_INUSE or (m.ringinuse and m.status == _INUSE))
+    ]
+    if queue.strategy == "ringall" or not members:
+        return members
+    start = queue._next_member % len(members)
+    queue._next_member += 1
+    return [members[start]]
+
+
+async def _app_queue(pbx: SimPBX, channel: SimChannel, data: str) -> int:
+    args = _split_args(data)
+    queue = pbx.queues.get(args[0]) if args else None
+    if queue is None:
+        pbx._var_set(channel, "QUEUESTATUS", "UNKNOWN")
+        return 0
+    timeout = float(args[4]) if len(args) > 4 and args[4] else None
+    for name in _QUEUE_VARIABLES:
+        pbx._var_set(channel, name, "")
+    queue.callers.append(channel)
+    joined = queue.joined[channel] = pbx.now()
+    pbx._set_cached_device(f"Queue:{queue.name}", _RINGING_DEVICE)
+    pbx._channel_event(
+        "QueueCallerJoin",
+        channel,
+        ("Queue", queue.name),
+        ("Position", str(len(queue.callers))),
+        ("Count", str(len(queue.callers))),
+        privilege="agent,all",
+    )
+    original_position = len(queue.callers)
+
+    def abandon() -> None:
+        if channel in queue.callers:
+            moh_stop()
+            position = _queue_position(queue, channel)
+            queue.abandoned += 1
+            pbx._channel_event(
+                "QueueCallerAbandon",
+                channel,
+                ("Queue", queue.name),
+                ("Position", str(position)),
+                ("OriginalPosition", str(original_position)),
+                ("HoldTime", str(int(pbx.now() - joined))),
+                privilege="agent,all",
+            )
+            _queue_leave(pbx, queue, channel)
+
+    channel._cleanups.append(abandon)
+    moh_stop = _music_on_hold(pbx, channel, "default")
+    deadline = None if timeout is None else joined + timeout
+    while True:
+        remaining = None if deadline is None else deadline - pbx.now()
+        if remaining is not None and remaining <= 0:
+            break
+        members = _available_members(queue) if queue.callers[:1] == [channel] else []
+        if not members:
+            wait = (
+                _QUEUE_RETRY_SECONDS if remaining is None else min(_QUEUE_RETRY_SECONDS, remaining)
+            )
+            if not await pbx.wait(channel, wait):
+                break
+            continue
+        call = _Call(pbx, channel)
+        ring_started = pbx.now()
+        member_of: dict[SimChannel, SimQueueMember] = {}
+
+        def answered(
+            callee: SimChannel,
+            call: _Call = call,
+            member_of: dict[SimChannel, SimQueueMember] = member_of,
+            ring_started: float = ring_started,
+        ) -> None:
+            member = member_of[callee]
+            pbx._newexten(callee)
+            pbx._dial_end(channel, callee, "ANSWER")
+            call.cancel("CANCEL", _ANSWERED_ELSEWHERE)
+            moh_stop()
+            pbx._flush_devices()
+            position = _queue_leave(pbx, queue, channel)
+            pbx._var_set(channel, "QUEUEPOSITION", str(position))
+            pbx._flush_members()
+            hold = int(pbx.now() - joined)
+            pbx._var_set(channel, "QUEUEWAIT", str(hold))
+            pbx._var_set(channel, "QUEUEWAIT_MS", str(int((pbx.now() - joined) * 1000)))
+            pbx._emit(
+                "AgentConnect",
+                "agent,all",
+                channel.snapshot(),
+                callee.snapshot("Dest"),
+                [
+                    ("Queue", queue.name),
+                    ("Interface", member.interface),
+                    ("MemberName", member.name),
+                    ("HoldTime", str(hold)),
+                    ("RingTime", str(int(pbx.now() - ring_started))),
+                ],
+            )
+            queue.holdtime = hold
+            call.bridge(callee, clear_exten=False)
+
+        call.on_answer = answered
+        for member in members:
+            pair = _callee_pair(pbx, channel, member.interface, "AppQueue")
+            if pair is None:
+                continue
+            one, two, _ = pair
+            one._answer_location = (channel.context, channel.exten)
+            member_of[one] = member
+            pbx._emit(
+                "AgentCalled",
+                "agent,all",
+                channel.snapshot(),
+                one.snapshot("Dest"),
+                [
+                    ("Queue", queue.name),
+                    ("Interface", member.interface),
+                    ("MemberName", member.name),
+                ],
+            )
+            call.callees.append(one)
+            one._dialing = _Dialing(call._answered, call._failed)
+            pbx._start_pbx(two)
+            pbx._dial_begin(channel, one, member.interface)
+        if not call.callees:
+            if not await pbx.wait(channel, _QUEUE_RETRY_SECONDS):
+                break
+            continue
+        ring = queue.ring_timeout if remaining is None else min(queue.ring_timeout, remaining)
+        outcome = await pbx._wait_for(channel, call.decided, ring)
+        if call.winner is None:
+            for callee in list(call.callees):
+                member = member_of[callee]
+                pbx._emit(
+                    "AgentRingNoAnswer",
+                    "agent,all",
+                    channel.snapshot(),
+                    callee.snapshot("Dest"),
+                    [
+                        ("Queue", queue.name),
+                        ("Interface", member.interface),
+                        ("MemberName", member.name),
+                        ("RingTime", str(int(pbx.now() - ring_started))),
+                    ],
+                )
+            call.cancel("NOANSWER" if outcome == "timeout" else "CANCEL", 0)
+            if outcome == "interrupt":
+                break
+            continue
+        with contextlib.suppress(ValueError):
+            channel._cleanups.remove(abandon)
+        winner = call.winner
+        member = member_of[winner]
+        connected = winner.answered_at or pbx.now()
+        outcome = await pbx._wait_for(channel, call.ended, None)
+        channel._after_bridge = None
+        talk = int(pbx.now() - connected)
+        member.calls_taken += 1
+        member.last_call = int(pbx.now())
+        queue.completed += 1
+        queue.talktime = talk
+        now = pbx.now()
+        pbx._var_set(channel, "ANSWEREDTIME", str(talk))
+        pbx._var_set(channel, "ANSWEREDTIME_MS", str(int((now - connected) * 1000)))
+        pbx._var_set(channel, "DIALEDTIME", str(int(now - joined)))
+        pbx._var_set(channel, "DIALEDTIME_MS", str(int((now - joined) * 1000)))
+        pbx._emit(
+            "AgentComplete",
+            "agent,all",
+            [
+                ("Queue", queue.name),
+                ("Interface", member.interface),
+                ("MemberName", member.name),
+                ("HoldTime", str(queue.holdtime)),
+                ("TalkTime", str(talk)),
+                ("Reason", "caller" if outcome == "interrupt" else "agent"),
+            ],
+        )
+        if outcome == "interrupt":
+            return 0
+        channel.hangupcause = call.ended.result() if call.ended.done() else NORMAL_CLEARING
+        pbx._channel_event("SoftHangupRequest", channel, ("Cause", str(NORMAL_CLEARING)))
+        return -1
+    with contextlib.suppress(ValueError):
+        channel._cleanups.remove(abandon)
+    if channel.alive and channel in queue.callers:
+        moh_stop()
+        _queue_leave(pbx, queue, channel)
+        pbx._var_set(channel, "QUEUESTATUS", "TIMEOUT")
+    return 0

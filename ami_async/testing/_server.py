@@ -1,0 +1,432 @@
+"""`FakeAsterisk`: the in-process AMI server (listening, sessions, dispatch, fault injection)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import ssl as _ssl
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from ..message import Message
+from ._call_actions import _Builtins
+from ._pbx import SimPBX
+from ._replay import _ReplayState, _Transcript, _transcript_from_ami, _transcript_from_bin
+from ._session import ActionHandler, FakeSession
+from ._wire import (
+    _PRE_AUTH_ACTIONS,
+    Reply,
+    _encode_message,
+    _header,
+    _mask_allows,
+    _messages,
+    _normalise_mask,
+    _pairs,
+    make_response,
+    with_action_id,
+)
+
+logger = logging.getLogger("ami_async.testing")
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+class FakeAsterisk:
+    """An in-process AMI server on ``host:port`` (port 0: a free port, see ``.port``).
+
+    ``banner`` overrides the whole banner line (``""`` sends none);
+    ``command_format="legacy"`` answers Command like Asterisk 13 (``Response:
+    Follows`` ... ``--END COMMAND--``); ``auth_failure_delay`` is the pause before
+    ``Authentication failed`` (Asterisk sleeps 1 s); ``fully_booted`` sends
+    ``Event: FullyBooted`` after a login whose event mask includes ``system``.
+
+    ``pbx`` (default True) runs the simulated PBX (:attr:`pbx`) behind the
+    actions; ``time_scale`` is real seconds per simulated second (``0.05``:
+    ``Wait(1)`` lasts 50 ms); ``cel=False`` / ``cdr=False`` leave out the CEL /
+    Cdr events, which a real Asterisk with cel_manager and cdr_manager sends.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        users: Mapping[str, str] | None = None,
+        version: str = "11.0.0",
+        banner: str | None = None,
+        command_format: Literal["modern", "legacy"] = "modern",
+        auth_failure_delay: float = 1.0,
+        fully_booted: bool = True,
+        ssl: _ssl.SSLContext | None = None,
+        pbx: bool = True,
+        time_scale: float = 1.0,
+        cel: bool = True,
+        cdr: bool = True,
+    ) -> None:
+        if command_format not in ("modern", "legacy"):
+            raise ValueError(f"command_format must be 'modern' or 'legacy': {command_format!r}")
+        #: The bound address once started.
+        self.host = host
+        self.port = port
+        #: ``{username: secret}`` accepted by Login (plain and MD5).
+        self.users: dict[str, str] = dict(users) if users is not None else {"admin": "amp111"}
+        self.version = version
+        self.command_format: Literal["modern", "legacy"] = command_format
+        self.auth_failure_delay = auth_failure_delay
+        self.fully_booted = fully_booted
+        self.ssl = ssl
+        #: Open sessions, most recent last.
+        self.sessions: list[FakeSession] = []
+        #: Every frame received by any session, in order (a log for assertions).
+        self.actions: list[Message] = []
+        self._banner = banner
+        self._server: asyncio.AbstractServer | None = None
+        self._handlers: dict[str, ActionHandler] = {}
+        self._cli: dict[str, str] = {}
+        self._stalled = False
+        self._transcript: _Transcript | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._returned: set[int] = set()
+        self._sim = SimPBX(self._publish, time_scale=time_scale, cel=cel, cdr=cdr) if pbx else None
+        self._builtins = _Builtins(self)
+        if self._sim is not None:
+            self._sim.astdb = self._builtins.db
+
+    def __repr__(self) -> str:
+        state = "listening" if self._server is not None else "stopped"
+        return f"<FakeAsterisk {self.host}:{self.port} {state} sessions={len(self.sessions)}>"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and listen; afterwards ``host``/``port`` hold the bound address."""
+        if self._server is not None:
+            raise RuntimeError("FakeAsterisk is already started")
+        self._builtins.started = time.time()
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, ssl=self.ssl
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = str(sockname[0]), int(sockname[1])
+
+    async def close(self) -> None:
+        """Close every session (after its pending output) and stop listening."""
+        if self._sim is not None:
+            await self._sim.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        sessions = list(self.sessions)
+        for session in sessions:
+            session._held.clear()
+            session._close_now()
+        await self._cancel_tasks(sessions)
+        for session in sessions:
+            try:
+                await asyncio.wait_for(session._writer.wait_closed(), 1.0)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                session._writer.transport.abort()
+        if server is not None:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> FakeAsterisk:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- configuration ---------------------------------------------------------------
+
+    def on_action(self, name: str, handler: ActionHandler) -> None:
+        """Answer action ``name`` (any case) with ``handler`` instead of the built-in.
+
+        ``handler(session, action)`` may ``await session.send(...)`` itself and return
+        None, or return a :data:`Reply`; it echoes the ActionID itself (use
+        :func:`make_response` / :func:`with_action_id`). Actions of one session are
+        handled one at a time, in order; to answer out of order, keep the action
+        and ``send`` later from a task. Before login, only Login, Challenge and
+        Logoff reach a handler (others get ``Permission denied``).
+        """
+        self._handlers[name.lower()] = handler
+
+    def script(self, name: str, *replies: Mapping[str, str] | Sequence[tuple[str, str]]) -> None:
+        """Answer every action ``name`` with ``replies``, in order, ActionID added to each.
+
+        The ActionID goes right after each message's first header::
+
+            fake.script("QueueAdd", {"Response": "Success", "Message": "Added interface to queue"})
+
+        With no replies the action is never answered (for timeout tests).
+        """
+        messages = [_pairs(reply) for reply in replies]
+
+        def answer(session: FakeSession, action: Message) -> Reply:
+            return [with_action_id(action, message) for message in messages]
+
+        self.on_action(name, answer)
+
+    def add_cli_command(self, command: str, output: str) -> None:
+        """Teach the Command action a CLI command (``output`` uses ``\\n`` line ends)."""
+        self._cli[" ".join(command.lower().split())] = output
+
+    @property
+    def db(self) -> dict[str, str]:
+        """The AstDB as ``{"/family/key": value}`` (DBPut/DBGet/DBDel/DBDelTree)."""
+        return self._builtins.db
+
+    @property
+    def global_variables(self) -> dict[str, str]:
+        """Global channel variables (Setvar/Getvar without a Channel)."""
+        return self._builtins.variables
+
+    @property
+    def pbx(self) -> SimPBX:
+        """The simulated PBX: channels, dialplan, queues (``pbx.add_extension(...)``).
+
+        Raises RuntimeError for a ``FakeAsterisk(pbx=False)``.
+        """
+        if self._sim is None:
+            raise RuntimeError("this FakeAsterisk runs without a simulated PBX (pbx=False)")
+        return self._sim
+
+    async def replay(
+        self, path: str | os.PathLike[str], *, rewrite_action_ids: bool = True
+    ) -> None:
+        """Serve connections made from now on from a recorded transcript.
+
+        ``.ami`` (format in ``shared/fixtures/README.md``): the ``<<<`` records before
+        the first ``>>>`` are the banner; then for each recorded ``>>>`` write the
+        server waits for the client's next action(s) and sends every ``<<<`` record
+        up to the next ``>>>``, byte for byte except that ``ActionID: <recorded>``
+        lines carry the client's ActionID (unless ``rewrite_action_ids`` is false;
+        a client action without ActionID drops the line). A ``### ... EOF: server
+        closed the connection`` note closes the connection there. Login is not
+        checked. A client Ping or Logoff that is not the expected action gets the
+        built-in answer; any other mismatch, or an action after the end, gets
+        ``Response: Error`` / ``Message: replay: unexpected action X (expected Y)``.
+
+        ``.bin`` (a raw server byte stream), for parser-level tests: the banner line
+        is sent on connect and the whole rest of the file at once after the
+        client's first action, whatever it is, without ActionID rewriting.
+        """
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        if os.fspath(path).endswith(".bin"):
+            self._transcript = _transcript_from_bin(data)
+        else:
+            self._transcript = _transcript_from_ami(data, rewrite_action_ids)
+
+    # -- driving the clients ---------------------------------------------------------
+
+    async def emit(
+        self,
+        event: str,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        /,
+        **more: str,
+    ) -> None:
+        """Send ``Event: <event>`` + headers to every logged-in session whose mask allows it.
+
+        The mask is judged on the ``Privilege`` header (``"call,all"``); an event
+        without one reaches every session whose events are not off. Returns once
+        every receiving transport has drained (a client that never reads blocks it).
+        """
+        await self._broadcast([("Event", event), *_pairs(headers), *more.items()])
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write ``data`` unchanged to every session (logged in or not)."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session._write(data)
+        for session in sessions:
+            await session._drain()
+
+    async def drop(self) -> None:
+        """Abort every session's connection at once; the server keeps listening."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session._abort()
+        await self._cancel_tasks(sessions)
+
+    def stall(self) -> None:
+        """Keep reading and handling actions, but hold all output until :meth:`resume`.
+
+        Answers, events, raw bytes, closes, and the banner of a connection made
+        meanwhile are all held, in order, per session.
+        """
+        self._stalled = True
+
+    def resume(self) -> None:
+        """Send everything held since :meth:`stall`, in order, and stop holding."""
+        self._stalled = False
+        for session in list(self.sessions):
+            session._flush()
+
+    async def wait_for_action(self, name: str, timeout: float = 5.0) -> Message:
+        """The oldest action ``name`` (any case) received and not yet returned by this call.
+
+        Waits for it if needed; raises :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        wanted = name.lower()
+        loop = asyncio.get_running_loop()
+
+        async def wait() -> Message:
+            while True:
+                for index, action in enumerate(self.actions):
+                    if index not in self._returned and _header(action, "Action").lower() == wanted:
+                        self._returned.add(index)
+                        return action
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            seen = [_header(a, "Action") for a in self.actions]
+            raise TimeoutError(
+                f"no {name!r} action within {timeout} s (received: {seen})"
+            ) from None
+
+    # -- internals -------------------------------------------------------------------
+
+    def _banner_bytes(self) -> bytes:
+        if self._banner is None:
+            return f"Asterisk Call Manager/{self.version}\r\n".encode()
+        if not self._banner:
+            return b""
+        return self._banner.rstrip("\r\n").encode("utf-8", "surrogateescape") + b"\r\n"
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = FakeSession(self, reader, writer, self._transcript)
+        session._task = asyncio.current_task()
+        self.sessions.append(session)
+        await session._serve()
+
+    def _forget(self, session: FakeSession) -> None:
+        with contextlib.suppress(ValueError):
+            self.sessions.remove(session)
+
+    async def _cancel_tasks(self, sessions: Iterable[FakeSession]) -> None:
+        current = asyncio.current_task()
+        tasks = [s._task for s in sessions if s._task is not None and s._task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _broadcast(self, event: Sequence[tuple[str, str]]) -> None:
+        data = _encode_message(event)
+        targets = [
+            s for s in self.sessions if s.authenticated and _mask_allows(s.events_mask, event)
+        ]
+        for session in targets:
+            session._write_event(data)
+        for session in targets:
+            await session._drain()
+
+    def _publish(self, event: list[tuple[str, str]]) -> None:
+        """The simulated PBX's event sink: written at once, in order, to every listener."""
+        data = _encode_message(event)
+        for session in self.sessions:
+            if session.authenticated and _mask_allows(session.events_mask, event):
+                session._write_event(data)
+
+    async def _send_event(self, session: FakeSession, event: Sequence[tuple[str, str]]) -> None:
+        if _mask_allows(session.events_mask, event):
+            await session.send(event)
+
+    async def _receive(self, session: FakeSession, frame: Message) -> None:
+        self.actions.append(frame)
+        session.actions.append(frame)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if session._replay is not None:
+            await self._replay_action(session, session._replay, frame)
+        else:
+            await self._dispatch(session, frame)
+
+    async def _dispatch(self, session: FakeSession, frame: Message) -> None:
+        name = _header(frame, "Action")
+        if not name:
+            await session.send(make_response(frame, "Error", Message="Missing action in request"))
+            return
+        key = name.lower()
+        if not session.authenticated and key not in _PRE_AUTH_ACTIONS:
+            await session.send(make_response(frame, "Error", Message="Permission denied"))
+            return
+        try:
+            handler = self._handlers.get(key)
+            if handler is not None:
+                result = handler(session, frame)
+                if inspect.isawaitable(result):
+                    result = await result
+                if result is not None:
+                    await session.send(*_messages(result))
+                return
+            builtin = self._builtins.actions.get(key)
+            if builtin is None:
+                text = (
+                    f"Invalid/unknown command: {name}. "
+                    "Use Action: ListCommands to show available commands."
+                )
+                await session.send(make_response(frame, "Error", Message=text))
+                return
+            await builtin(session, frame)
+        except Exception as exc:
+            logger.exception("FakeAsterisk: handler for %s failed", name)
+            text = f"FakeAsterisk: the {name} handler raised {exc!r}"
+            await session.send(make_response(frame, "Error", Message=text))
+
+    async def _replay_action(
+        self, session: FakeSession, state: _ReplayState, frame: Message
+    ) -> None:
+        name = _header(frame, "Action")
+        expected = state.expected()
+        if expected is not None and (expected == "*" or expected.lower() == name.lower()):
+            step = state.transcript.steps[state.step]
+            recorded_id = step.actions[state.pos][1]
+            if recorded_id:
+                actual = _header(frame, "ActionID")
+                state.ids[recorded_id.encode("utf-8", "surrogateescape")] = (
+                    actual.encode("utf-8", "surrogateescape") if actual else None
+                )
+            if name.lower() == "login":  # replayed logins are not checked
+                session.authenticated = True
+                session.username = _header(frame, "Username") or None
+                if _header(frame, "Events"):
+                    session.events_mask = _normalise_mask(_header(frame, "Events"))
+            state.pos += 1
+            if state.pos == len(step.actions):
+                state.step += 1
+                state.pos = 0
+                session._write(state.rewrite(b"".join(step.reply)))
+                await session._drain()
+                if step.close:
+                    session.close()
+            return
+        if name.lower() == "ping":  # a keepalive between recorded actions
+            await self._builtins.ping(session, frame)
+        elif name.lower() == "logoff":  # a client shutting down after the transcript
+            await self._builtins.logoff(session, frame)
+        else:
+            wanted = expected if expected is not None else "end of transcript"
+            text = f"replay: unexpected action {name} (expected {wanted})"
+            await session.send(make_response(frame, "Error", Message=text))
