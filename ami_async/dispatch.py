@@ -1,15 +1,18 @@
 """Routing of incoming messages; knows nothing of sockets.
 
 * Responses resolve the pending action with the same ActionID.
-* A response with ``EventList: start`` (or, for servers that do not mark lists,
-  one to an action in :data:`LIST_COMPLETIONS`) opens a list: events carrying that
-  ActionID become its items until one carries ``EventList: Complete`` (or
-  ``cancelled``) or has the action's completion name. List items belong to the
+* A response with `EventList: start` (or, for servers that do not mark lists,
+  one to an action in `LIST_COMPLETIONS`) opens a list: events carrying that
+  ActionID become its items until one carries `EventList: Complete` (or
+  `cancelled`) or has the action's completion name. List items belong to the
   action and are not broadcast.
 * An event that carries a pending ActionID but is not a list item (the
-  ``OriginateResponse`` of an async Originate) reaches the waiting action *and*
+  `OriginateResponse` of an async Originate) reaches the waiting action *and*
   every matching subscriber.
 * Every other event reaches the subscribers and handlers in wire order.
+
+The receivers themselves (`Subscription`, `HandlerRunner`) live in
+`ami_async.subscription`.
 """
 
 from __future__ import annotations
@@ -17,29 +20,33 @@ from __future__ import annotations
 import asyncio
 import collections
 import fnmatch
-import inspect
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from types import TracebackType
-from typing import Any, Final, Literal
+from collections.abc import Awaitable, Callable, Iterator
+from time import monotonic
+from typing import Any, Final
 
-from .errors import ActionError, AMIConnectionError, SubscriptionOverflowError
+from .errors import ActionError
 from .message import Event, Message, Response
+from .subscription import (
+    Handler,
+    HandlerRunner,
+    OverflowPolicy,
+    Subscription,
+    _Inbox,
+)
 
 __all__ = [
     "LIST_COMPLETIONS",
     "Dispatcher",
     "EventList",
     "Handler",
+    "HandlerRunner",
     "OverflowPolicy",
     "Subscription",
 ]
 
 logger = logging.getLogger("ami_async")
-
-OverflowPolicy = Literal["error", "drop_oldest"]
-Handler = Callable[[Event], "Awaitable[None] | None"]
 
 #: Completion event of list actions, for servers that do not send ``EventList:``
 #: (Asterisk 11 and older). Keys are lower-case action names.
@@ -69,9 +76,15 @@ LIST_COMPLETIONS: Final[dict[str, str]] = {
 
 _LIST_END: Final = frozenset({"complete", "cancelled"})
 
+#: An abandoned list (its action timed out, was cancelled, or was asked with
+#: `send_action()`) is forgotten after this many seconds without a sign of it.
+ABANDONED_LIST_TTL: Final = 30.0
+#: At most this many abandoned lists are remembered (the oldest go first).
+ABANDONED_LIST_MAX: Final = 256
+
 
 class EventList:
-    """The answer to a list action: ``response``, ``items`` and the ``complete`` event."""
+    """The answer to a list action: `response`, `items` and the `complete` event."""
 
     __slots__ = ("complete", "items", "response")
 
@@ -112,6 +125,7 @@ class Pending:
         "response",
         "stream_waiter",
         "streaming",
+        "wants_events",
     )
 
     def __init__(
@@ -142,10 +156,10 @@ class Pending:
         self.follow_event: Event | None = None
         self.list_open = False
         self.stream_waiter: asyncio.Future[None] | None = None
-
-    @property
-    def wants_events(self) -> bool:
-        return self.is_list or self.follow is not None
+        # Events may follow that are matched by ActionID: nothing may be skipped
+        # unparsed meanwhile. A known list action asked with send_action() counts
+        # too: its items are not broadcast, and its end must be seen.
+        self.wants_events = is_list or follow is not None or action.lower() in LIST_COMPLETIONS
 
     def _wake(self) -> None:
         waiter = self.stream_waiter
@@ -167,15 +181,6 @@ class Pending:
 
 
 _NO_ITEMS: Final[collections.deque[Event]] = collections.deque(maxlen=0)
-
-
-class _Gap:
-    """Marks in a subscription's queue where events were lost to overflow."""
-
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 1
 
 
 class _Matcher:
@@ -211,284 +216,20 @@ class _Matcher:
         return any(fnmatch.fnmatchcase(low, p) for p in self.patterns)
 
 
-class Subscription:
-    """``client.events(...)``: a bounded, ordered queue of matching events.
+class _Abandoned:
+    """A list whose action is gone: its late items must not reach the subscribers."""
 
-    Use it with ``async for``; ``async with`` (or :meth:`close`, or leaving an
-    ``async for`` with ``break``) unregisters it. With ``overflow="error"`` a
-    full queue records a gap and the reader gets :class:`SubscriptionOverflowError`
-    exactly where the events were lost; the subscription stays registered, so
-    ``get()`` or a new ``async for`` reads on from just after the gap. With
-    ``"drop_oldest"`` the oldest events make room and :attr:`dropped` counts them.
-    """
+    __slots__ = ("complete_name", "expires", "open")
 
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        matcher: _Matcher,
-        maxsize: int,
-        overflow: OverflowPolicy,
-    ) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        if overflow not in ("error", "drop_oldest"):
-            raise ValueError(f"overflow must be 'error' or 'drop_oldest', not {overflow!r}")
-        self._dispatcher = dispatcher
-        self._matcher = matcher
-        self.maxsize = maxsize
-        self.overflow: OverflowPolicy = overflow
-        self._queue: collections.deque[Event | _Gap] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self._error: BaseException | None = None
-        #: Events lost to overflow since the subscription was created.
-        self.dropped = 0
-
-    # -- producer side (the dispatcher) -----------------------------------------
-
-    def _put(self, event: Event) -> None:
-        queue = self._queue
-        if len(queue) >= self.maxsize:
-            self.dropped += 1
-            if self.overflow == "drop_oldest":
-                queue.popleft()
-            else:
-                last = queue[-1]
-                if isinstance(last, _Gap):
-                    last.count += 1
-                else:
-                    queue.append(_Gap())
-                return
-        queue.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _end(self, error: BaseException | None) -> None:
-        """The client closed (error None) or gave up (error set): wake the reader."""
-        self._closed = True
-        self._error = error
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- consumer side -------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def qsize(self) -> int:
-        """Events waiting to be read."""
-        return sum(1 for item in self._queue if not isinstance(item, _Gap))
-
-    def get_nowait(self) -> Event | None:
-        """The next queued event, or ``None`` when nothing is queued."""
-        if not self._queue:
-            return None
-        item = self._queue.popleft()
-        if isinstance(item, _Gap):
-            raise SubscriptionOverflowError(
-                f"subscription overflowed (maxsize={self.maxsize}): "
-                f"{item.count} event(s) lost here",
-                item.count,
-            )
-        return item
-
-    async def get(self, timeout: float | None = None) -> Event:
-        """Wait for the next event; ``TimeoutError`` after ``timeout`` seconds.
-
-        Raises :class:`SubscriptionOverflowError` where events were lost, the
-        client's failure if it gave up reconnecting, and ``AMIConnectionError``
-        once the subscription is closed and empty.
-        """
-        event = await self._next(timeout)
-        if event is None:
-            raise AMIConnectionError("the subscription is closed")
-        return event
-
-    async def _next(self, timeout: float | None) -> Event | None:
-        """The next event, or ``None`` once closed (cleanly) and drained."""
-        while True:
-            if self._queue:
-                return self.get_nowait()
-            if self._closed:
-                if self._error is not None:
-                    raise self._error
-                return None
-            loop = asyncio.get_running_loop()
-            self._waiter = waiter = loop.create_future()
-            try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError:
-                raise TimeoutError(f"no event within {timeout} s") from None
-            finally:
-                self._waiter = None
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        overflowed = False
-        queue = self._queue
-        try:
-            while True:
-                while queue and type(queue[0]) is not _Gap:
-                    yield queue.popleft()  # type: ignore[misc]
-                try:
-                    event = await self._next(None)
-                except SubscriptionOverflowError:
-                    # Ends this loop but keeps the subscription: ``async for`` again
-                    # (or ``get()``) reads on from just after the gap.
-                    overflowed = True
-                    raise
-                if event is None:
-                    return
-                yield event
-        finally:
-            if not overflowed:
-                # ``break`` out of ``async for`` (the generator is closed): unregister.
-                self.close()
-
-    def close(self) -> None:
-        """Unregister; queued events are discarded."""
-        if not self._closed:
-            self._dispatcher._remove_subscriber(self)
-            self._end(None)
-        self._queue.clear()
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def __init__(self, is_open: bool, complete_name: str | None) -> None:
+        #: The list has begun (its `EventList: start` answer came): events
+        #: carrying its ActionID are its items. Before that none are.
+        self.open = is_open
+        self.complete_name = complete_name
+        self.expires = monotonic() + ABANDONED_LIST_TTL
 
 
-class HandlerRunner:
-    """Runs one handler: sync ones inline, async ones in order on one bounded worker."""
-
-    def __init__(
-        self,
-        handler: Handler,
-        maxsize: int,
-        overflow: OverflowPolicy,
-        spawn: Callable[[Awaitable[None]], asyncio.Task[None]],
-    ) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        if overflow not in ("error", "drop_oldest"):
-            raise ValueError(f"overflow must be 'error' or 'drop_oldest', not {overflow!r}")
-        self.handler = handler
-        self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
-        )
-        self.maxsize = maxsize
-        self.overflow: OverflowPolicy = overflow
-        self.dropped = 0
-        # Events to handle, or (once) the awaitable a handler classed as sync returned.
-        self._queue: collections.deque[Event | Awaitable[Any]] = collections.deque()
-        self._spawn = spawn
-        self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Future[None] | None = None
-        self._stopped = False
-
-    def _name(self) -> str:
-        return getattr(self.handler, "__qualname__", repr(self.handler))
-
-    def _put(self, event: Event) -> None:
-        if not self.is_async:
-            try:
-                result = self.handler(event)
-            except Exception:
-                logger.exception(
-                    "event handler %s raised on %s",
-                    self._name(),
-                    event.name,
-                    extra={"ami_event": event.name},
-                )
-                return
-            if result is None or not inspect.isawaitable(result):
-                return
-            # A sync-looking callable that returns awaitables (a decorated
-            # coroutine function, ``lambda ev: queue.put(ev)``): from now on it
-            # runs on a worker like any async handler, this result first.
-            self.is_async = True
-            self._queue.append(result)
-            self._start()
-            return
-        queue = self._queue
-        if len(queue) >= self.maxsize:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                logger.error(
-                    "event handler %s is too slow: its queue (maxsize=%d) is full; "
-                    "%d event(s) dropped so far (%s)",
-                    self._name(),
-                    self.maxsize,
-                    self.dropped,
-                    "oldest first" if self.overflow == "drop_oldest" else "newest refused",
-                    extra={"ami_event": event.name},
-                )
-            if self.overflow == "drop_oldest":
-                queue.popleft()
-            else:
-                return
-        queue.append(event)
-        self._start()
-
-    def _start(self) -> None:
-        if self._task is None:
-            self._task = self._spawn(self._run())
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        queue = self._queue
-        while not self._stopped:
-            while queue and not self._stopped:
-                item = queue.popleft()
-                name = item.name if isinstance(item, Event) else "an event"
-                try:
-                    result = self.handler(item) if isinstance(item, Event) else item
-                    if result is not None:
-                        await result
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception(
-                        "event handler %s raised on %s",
-                        self._name(),
-                        name,
-                        extra={"ami_event": name},
-                    )
-            if self._stopped:
-                return
-            self._wake = loop.create_future()
-            try:
-                await self._wake
-            finally:
-                self._wake = None
-
-    def stop(self, spare: asyncio.Task[Any] | None = None) -> None:
-        """Stop the worker (unless it is ``spare``: it then ends once its handler returns)."""
-        self._stopped = True
-        if self._task is not None and self._task is not spare:
-            self._task.cancel()
-        self._task = None
-        self._queue.clear()
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+Target = _Inbox | HandlerRunner
 
 
 class Dispatcher:
@@ -498,24 +239,30 @@ class Dispatcher:
         self._spawn = spawn
         self.pending: dict[str, Pending] = {}
         self._event_waiters = 0
-        self._targets: list[tuple[_Matcher, Subscription | HandlerRunner]] = []
-        self._route_cache: dict[str, list[tuple[_Matcher, Subscription | HandlerRunner]]] = {}
+        self._targets: list[tuple[_Matcher, Target]] = []
+        self._route_cache: dict[str, list[tuple[_Matcher, Target]]] = {}
         self._wanted: frozenset[bytes] | None = frozenset()
         self._seq = itertools.count()
-        self._abandoned: dict[str, None] = {}
+        # ActionID -> abandoned list, least recently active first.
+        self._abandoned: dict[str, _Abandoned] = {}
         self.unmatched_responses = 0
 
     # -- pending actions -------------------------------------------------------------
 
     def add(self, pending: Pending) -> None:
-        if pending.action_id in self.pending:
-            raise ValueError(f"ActionID {pending.action_id!r} is already in flight")
-        self.pending[pending.action_id] = pending
+        action_id = pending.action_id
+        if action_id in self.pending:
+            raise ValueError(f"ActionID {action_id!r} is already in flight")
+        self.pending[action_id] = pending
         if pending.wants_events:
             self._event_waiters += 1
+        if self._abandoned:
+            # The caller reuses the ID of an abandoned list: whatever carries it
+            # from now on belongs to the new action.
+            self._abandoned.pop(action_id, None)
 
     def discard(self, pending: Pending) -> None:
-        """Forget ``pending`` (answered, timed out or cancelled)."""
+        """Forget `pending` (answered, timed out or cancelled)."""
         if self.pending.get(pending.action_id) is pending:
             del self.pending[pending.action_id]
             if pending.wants_events:
@@ -527,20 +274,32 @@ class Dispatcher:
             ):
                 # Abandoned before its end (timeout, cancel, break): the rest of the
                 # list still belongs to it and must not reach the subscribers.
-                self._abandon(pending.action_id)
+                self._abandon(pending.action_id, pending.list_open, pending.complete_name)
 
-    def _abandon(self, action_id: str) -> None:
-        """Drop, until their list ends, the events carrying ``action_id``."""
+    def _abandon(self, action_id: str, is_open: bool, complete_name: str | None) -> None:
+        """Drop, until their list ends (or is forgotten), the items carrying `action_id`."""
         abandoned = self._abandoned
-        abandoned[action_id] = None
-        if len(abandoned) > 1024:
+        abandoned.pop(action_id, None)
+        abandoned[action_id] = _Abandoned(is_open, complete_name)
+        if len(abandoned) > ABANDONED_LIST_MAX:
             del abandoned[next(iter(abandoned))]
+
+    def _expire_abandoned(self) -> None:
+        abandoned = self._abandoned
+        now = monotonic()
+        while abandoned:
+            action_id = next(iter(abandoned))
+            if abandoned[action_id].expires > now:
+                return
+            del abandoned[action_id]
 
     def fail_all(self, exc_factory: Callable[[Pending], BaseException]) -> None:
         """Fail every pending action (the link is gone); they are never re-sent."""
         pending = list(self.pending.values())
         self.pending.clear()
         self._event_waiters = 0
+        # A new session sends no late items of the old one's lists.
+        self._abandoned.clear()
         for p in pending:
             p.fail(exc_factory(p))
 
@@ -554,8 +313,11 @@ class Dispatcher:
         overflow: OverflowPolicy,
     ) -> Subscription:
         matcher = _Matcher(names, predicate, next(self._seq))
-        sub = Subscription(self, matcher, maxsize, overflow)
-        self._targets.append((matcher, sub))
+        label = ",".join(names) or "*"
+        if predicate is not None:
+            label += " (with a predicate)"
+        sub = Subscription(self, maxsize, overflow, label)
+        self._targets.append((matcher, sub._inbox))
         self._targets_changed()
         return sub
 
@@ -573,12 +335,16 @@ class Dispatcher:
         return runner
 
     def remove_handler(self, handler: Handler) -> bool:
-        """Remove every registration of ``handler``; True if there was one."""
+        """Remove every registration of `handler`; True if there was one.
+
+        A call of it in progress finishes (even when it is the one calling
+        `off()`); it gets no event after that.
+        """
         keep = []
         found = False
         for matcher, target in self._targets:
             if isinstance(target, HandlerRunner) and target.handler == handler:
-                target.stop()
+                target.stop(cancel=False)
                 found = True
             else:
                 keep.append((matcher, target))
@@ -590,16 +356,24 @@ class Dispatcher:
         return [t for _, t in self._targets if isinstance(t, HandlerRunner)]
 
     def subscriptions(self) -> list[Subscription]:
-        return [t for _, t in self._targets if isinstance(t, Subscription)]
+        """The registered subscriptions still referenced by the application."""
+        subs = []
+        for _, target in self._targets:
+            if isinstance(target, _Inbox):
+                sub = target.owner()
+                if sub is not None:
+                    subs.append(sub)
+        return subs
 
-    def _remove_subscriber(self, sub: Subscription) -> None:
-        self._targets = [(m, t) for m, t in self._targets if t is not sub]
+    def _remove_inbox(self, inbox: _Inbox) -> None:
+        self._targets = [(m, t) for m, t in self._targets if t is not inbox]
         self._targets_changed()
 
     def end_subscriptions(self, error: BaseException | None) -> None:
-        for sub in self.subscriptions():
-            sub._end(error)
-        self._targets = [(m, t) for m, t in self._targets if not isinstance(t, Subscription)]
+        for _, target in self._targets:
+            if isinstance(target, _Inbox):
+                target._end(error)
+        self._targets = [(m, t) for m, t in self._targets if not isinstance(t, _Inbox)]
         self._targets_changed()
 
     def stop_handlers(self, spare: asyncio.Task[Any] | None = None) -> None:
@@ -607,16 +381,22 @@ class Dispatcher:
             runner.stop(spare)
 
     def interest(self) -> frozenset[bytes] | None:
-        """The lower-cased event names anyone can want now, or ``None`` for any name.
+        """The lower-cased event names anyone can want now, or `None` for any name.
 
-        ``None`` while an action waits for events (list items and follow-up
-        events are matched by ActionID), or a subscriber uses a pattern, ``*``
+        `None` while an action waits for events (list items and follow-up
+        events are matched by ActionID) or an abandoned list may still send
+        some (its end must be seen; it is forgotten after `ABANDONED_LIST_TTL`
+        seconds without a sign of it), or a subscriber uses a pattern, `*`
         or a predicate, or a sync handler is registered (user code that runs
         during dispatch could subscribe to names the parser already skipped).
-        The parser skips other events unparsed (:attr:`Parser.only_events`).
+        The parser skips other events unparsed (`Parser.only_events`).
         """
-        if self._event_waiters or self._abandoned:
+        if self._event_waiters:
             return None
+        if self._abandoned:
+            self._expire_abandoned()
+            if self._abandoned:
+                return None
         return self._wanted
 
     def _targets_changed(self) -> None:
@@ -638,8 +418,8 @@ class Dispatcher:
             names.update(name.encode("utf-8", "surrogateescape") for name in matcher.exact)
         self._wanted = frozenset(names)
 
-    def _routes(self, name: str) -> list[tuple[_Matcher, Subscription | HandlerRunner]]:
-        """The targets of events named ``name`` (cached by the name as received)."""
+    def _routes(self, name: str) -> list[tuple[_Matcher, Target]]:
+        """The targets of events named `name` (cached by the name as received)."""
         low = name.lower()
         if len(self._route_cache) > 4096:
             self._route_cache.clear()
@@ -680,6 +460,8 @@ class Dispatcher:
         pending = self.pending.get(action_id) if action_id is not None else None
         if pending is None:
             self.unmatched_responses += 1
+            if action_id is not None and self._abandoned:
+                self._late_list_response(action_id, msg)
             logger.debug(
                 "response for no pending action (ActionID %r) dropped",
                 action_id,
@@ -716,7 +498,7 @@ class Dispatcher:
             if marker is not None and marker.lower() == "start":
                 # A list answered to send_action(): its items are not the
                 # subscribers' (they belong to the action); use collect() for them.
-                self._abandon(pending.action_id)
+                self._abandon(pending.action_id, True, LIST_COMPLETIONS.get(pending.action.lower()))
         if pending.follow is not None and not failed:
             if pending.follow_event is not None:
                 self.discard(pending)
@@ -725,21 +507,28 @@ class Dispatcher:
         self.discard(pending)
         pending.finish()
 
+    def _late_list_response(self, action_id: str, msg: Response) -> None:
+        """The answer of a list action that gave up before it came."""
+        entry = self._abandoned.get(action_id)
+        if entry is None or entry.open:
+            return
+        marker = msg.peek("EventList")
+        if msg.success and (
+            (marker is not None and marker.lower() == "start")
+            or (marker is None and entry.complete_name is not None)
+        ):
+            self._abandon(action_id, True, entry.complete_name)  # its items follow
+        else:
+            del self._abandoned[action_id]  # an error, or no list: nothing follows
+
     def _event_for_action(self, event: Event) -> bool:
-        """Give ``event`` to the action it belongs to; True if it must not be broadcast."""
+        """Give `event` to the action it belongs to; True if it must not be broadcast."""
         action_id = event.action_id
         if action_id is None:
             return False
         pending = self.pending.get(action_id)
         if pending is None:
-            if action_id in self._abandoned:
-                marker = event.peek("EventList")
-                if (marker is not None and marker.lower() in _LIST_END) or event.name.endswith(
-                    "Complete"
-                ):
-                    del self._abandoned[action_id]
-                return True  # a late item of an abandoned list: dropped
-            return False
+            return self._late_list_item(action_id, event)
         if pending.is_list:
             if not pending.list_open:
                 return False
@@ -760,3 +549,28 @@ class Dispatcher:
                 self.discard(pending)
                 pending.finish()
         return False
+
+    def _late_list_item(self, action_id: str, event: Event) -> bool:
+        """True (drop it) if `event` is an item of an abandoned list."""
+        abandoned = self._abandoned
+        entry = abandoned.get(action_id)
+        if entry is None:
+            return False
+        if entry.expires <= monotonic():
+            del abandoned[action_id]
+            return False
+        if not entry.open:
+            return False  # no list began: not an item (items follow their answer)
+        name = event.name
+        marker = event.peek("EventList")
+        if (
+            (marker is not None and marker.lower() in _LIST_END)
+            or (entry.complete_name is not None and name.lower() == entry.complete_name)
+            or name.endswith("Complete")
+        ):
+            del abandoned[action_id]
+        else:  # still flowing: keep it (and move it to the young end)
+            del abandoned[action_id]
+            entry.expires = monotonic() + ABANDONED_LIST_TTL
+            abandoned[action_id] = entry
+        return True

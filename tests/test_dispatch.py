@@ -303,7 +303,7 @@ async def test_parser_skips_only_the_events_nobody_wants() -> None:
 async def test_interest_is_none_while_user_code_runs_during_dispatch() -> None:
     """A sync handler or a predicate may subscribe mid-read: nothing is skipped then."""
     d = Dispatcher(spawn)
-    d.subscribe(("Hangup",), None, 10, "error")
+    sub = d.subscribe(("Hangup",), None, 10, "error")  # (held: a dropped one unregisters)
     assert d.interest() == frozenset({b"hangup"})
     d.add_handler(("Newchannel",), lambda e: None, 10, "drop_oldest")
     assert d.interest() is None
@@ -315,8 +315,10 @@ async def test_interest_is_none_while_user_code_runs_during_dispatch() -> None:
     d2 = Dispatcher(spawn)
     d2.add_handler(("Newchannel",), async_handler, 10, "drop_oldest")
     assert d2.interest() == frozenset({b"newchannel"})
-    d2.subscribe(("Hangup",), lambda e: True, 10, "error")
+    sub2 = d2.subscribe(("Hangup",), lambda e: True, 10, "error")
     assert d2.interest() is None
+    sub.close()
+    sub2.close()
 
 
 async def test_a_sync_handler_that_returns_awaitables_is_awaited_in_order() -> None:
@@ -361,8 +363,9 @@ async def test_list_items_answered_to_send_action_are_not_broadcast() -> None:
 
 async def test_a_list_that_failed_is_not_remembered_as_abandoned() -> None:
     d = Dispatcher(spawn)
-    d.subscribe(("Hangup",), None, 10, "error")
+    sub = d.subscribe(("Hangup",), None, 10, "error")
     p = pending(d, "DBGet", "f-1", is_list=True)
     d.feed(parse("Response: Error\nActionID: f-1\nMessage: Database entry not found\n\n"))
     assert p.future.done()
     assert d.interest() == frozenset({b"hangup"})  # event skipping still on
+    sub.close()
