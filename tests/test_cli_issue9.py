@@ -303,7 +303,9 @@ async def test_item22_events_into_a_closed_pipe_exits_141_quietly(cli: Cli, tmp_
 
 
 async def test_item22_help_lists_every_exit_status(cli: Cli) -> None:
-    top, events = await asyncio.gather(cli("--help"), cli("events", "--help"))
-    for result in (top, events):
+    top, events, decode = await asyncio.gather(
+        cli("--help"), cli("events", "--help"), cli("decode", "--help")
+    )
+    for result in (top, events, decode):
         assert "141" in result.out, result
         assert "130" in result.out, result

@@ -128,7 +128,8 @@ def add_decode(subparsers: Any) -> None:
         "bytes and a newline. DIR is <<< (from the server), >>> (from the client) or\n"
         "### (a note); SECONDS has three decimals, e.g. '<<< 0.012 27'.\n\n"
         f"examples:\n  {PROG} decode capture.ami\n  {PROG} decode --json capture.bin | jq .name",
-        "exit status: 0 ok, 1 the file is not a valid capture, 2 usage (or unreadable file)",
+        "exit status: 0 ok, 1 the file is not an AMI capture, 2 usage (or unreadable file),\n"
+        "130 interrupted (Ctrl-C), 141 output pipe closed (e.g. | head)",
     )
     decode.add_argument("file", metavar="FILE", help="the capture ('-' reads stdin)")
     decode.add_argument(
