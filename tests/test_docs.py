@@ -52,6 +52,7 @@ from typing import Any
 import pytest
 
 import ami_async
+import ami_async.actions
 from ami_async.testing import FakeAsterisk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -555,3 +556,40 @@ def test_samples_fit_the_page() -> None:
         if len(line) > 100
     ]
     assert long == []
+
+
+def helper_rows() -> list[tuple[str, str]]:
+    """(id, signature) of each row of docs/api.md's helper table (``| `ping()` | Ping |``)."""
+    page = ROOT / "docs" / "api.md"
+    rows = []
+    for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        match = re.match(r"\| `(\w+\(.*?\))` \| (?:async )?`[A-Z]", line)
+        if match:
+            rows.append((f"docs/api.md:{n}", match.group(1)))
+    return rows
+
+
+@pytest.mark.parametrize(("where", "text"), helper_rows(), ids=[r[0] for r in helper_rows()])
+def test_documented_helper_signature_is_the_real_one(where: str, text: str) -> None:
+    """The helper table leaves out ``timeout=`` (each helper takes it); the rest must match."""
+    name, documented = parameters_of(text)
+    method = getattr(ami_async.Client, name)
+    named = {param[0] for param in documented}  # originate's timeout is its ring time
+    real = [
+        (p.name, p.kind.name, p.default)
+        for p in inspect.signature(method).parameters.values()
+        if p.name != "self" and (p.name != "timeout" or "timeout" in named)
+    ]
+    assert documented == real, f"{where}: {name}"
+    assert "timeout" in inspect.signature(method).parameters
+
+
+def test_every_helper_is_in_the_table() -> None:
+    documented = {parameters_of(text)[0] for _, text in helper_rows()}
+    helpers = {
+        name
+        for name, value in vars(ami_async.actions.ActionsMixin).items()
+        if inspect.iscoroutinefunction(value) and not name.startswith("_")
+    }
+    assert helpers - documented == set()
+    assert len(documented) >= 20
