@@ -442,6 +442,12 @@ class FaultProxy:
                 _reset(writer.transport)
                 self._poke()
                 return
+            except asyncio.CancelledError:
+                # close() cancelled the connect. End normally: asyncio's server owns this
+                # task, and on CPython 3.11 and 3.12 a cancelled one reaches the loop's
+                # exception handler as a traceback.
+                writer.transport.abort()
+                return
             except BaseException:
                 writer.transport.abort()
                 raise

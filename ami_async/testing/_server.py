@@ -317,7 +317,14 @@ class FakeAsterisk:
         session = FakeSession(self, reader, writer, self._transcript)
         session._task = asyncio.current_task()
         self.sessions.append(session)
-        await session._serve()
+        try:
+            await session._serve()
+        except asyncio.CancelledError:
+            # Only asyncio's server holds this task and nobody awaits it: a cancel
+            # (close(), drop(), asyncio.run ending) just ends the session. Ending
+            # cancelled instead would reach the loop's exception handler as a
+            # traceback on CPython 3.11 and 3.12, whose streams call task.exception().
+            return
 
     def _forget(self, session: FakeSession) -> None:
         with contextlib.suppress(ValueError):
