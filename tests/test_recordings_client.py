@@ -108,7 +108,7 @@ async def test_restart_midsession_shutdown_reconnect_and_the_new_fully_booted(
         await peer.idle()
 
     async with serial_server(before_restart, old_process_still_listening, booting) as port:
-        client = client_for(port, boot_timeout=60)
+        client = client_for(port, boot_timeout=60, timeout=30)
         shutdowns = client.events("Shutdown")
         booted = client.events("FullyBooted")
         async with client:
