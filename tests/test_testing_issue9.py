@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from test_testing import RawClient
 
+import ami_async
+from ami_async.message import Message
 from ami_async.testing import FakeAsterisk, FaultProxy
+from ami_async.testing._call_actions import _variables
+from ami_async.testing._pbx_model import separate_args
 
 TIMEOUT = 5.0
 
@@ -84,9 +90,6 @@ async def test_item16_faultproxy_close_during_a_connect_reports_nothing_to_the_l
 
 async def test_item20_interrupted_server_with_clients_ends_quietly() -> None:
     """Ctrl-C on a program serving FakeAsterisk: asyncio.run cancels it; no traceback."""
-    import subprocess
-    import sys
-
     program = (
         "import asyncio, os, signal, socket\n"
         "from ami_async.testing import FakeAsterisk\n"
@@ -115,3 +118,77 @@ async def test_item20_interrupted_server_with_clients_ends_quietly() -> None:
     )
     assert done.stdout == "interrupted\n"
     assert done.stderr == ""
+
+
+# -- item 19: Originate Variable values read as Asterisk reads them ---------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", []),
+        ("V=1", ["V=1"]),
+        ("A=1,B=2", ["A=1", "B=2"]),
+        ("V=a\\,b", ["V=a,b"]),  # the backslash makes the comma literal
+        ('V="a,b"', ["V=a,b"]),  # quotes group and are removed
+        ('V=x"y', ["V=xy"]),  # an unpaired quote is removed, and opens a group
+        ('V=x\\"y', ['V=x"y']),
+        ("V=p\\\\q", ["V=p\\q"]),
+        ("V=p\\q", ["V=pq"]),  # a backslash before an ordinary character: just removed
+        ("V=f(a,b),W=[c,d]", ["V=f(a,b)", "W=[c,d]"]),  # parentheses and brackets group
+        ("V=a)b,c", ["V=a)b", "c"]),  # an unmatched closer changes nothing
+        ("A=1,", ["A=1", ""]),  # a final separator gives one more, empty argument
+        ("A=1,,B=2", ["A=1", "", "B=2"]),
+        (",A", ["", "A"]),
+        ("V=a\\", ["V=a"]),  # a trailing backslash is dropped
+    ],
+)
+def test_item19_separate_args_as_ast_standard_app_args(text: str, expected: list[str]) -> None:
+    assert separate_args(text) == expected
+
+
+def test_item19_separate_args_leaves_the_rest_whole_past_the_limit() -> None:
+    assert separate_args('a,b,"c,d",\\e', limit=3) == ["a", "b", '"c,d",\\e']
+    assert len(separate_args(",".join(f"V{i}=x" for i in range(70)))) == 64
+
+
+def test_item19_variable_headers_as_man_do_variable_value_reads_them() -> None:
+    action = Message(
+        [
+            ("Action", "Originate"),
+            ("Variable", "  A=1, B=2"),  # blanks skipped before the first name only
+            ("Variable", "NOVALUE,=empty-name,C=x=y"),
+            ("Variable", 'D="quoted, with comma"'),
+        ]
+    )
+    assert _variables(action) == [
+        ("A", "1"),
+        (" B", "2"),
+        ("C", "x=y"),
+        ("D", "quoted, with comma"),
+    ]
+
+
+async def test_item19_originate_variables_reach_the_channel_as_sent() -> None:
+    values = {"COMMA": "a,b", "QUOTE": 'x"y', "BACKSLASH": "p\\q", "ALL": '\\,"(['}
+    async with (
+        FakeAsterisk(time_scale=0.01) as fake,
+        ami_async.connect(
+            fake.host, fake.port, username="admin", secret="amp111", ping_interval=None
+        ) as ami,
+    ):
+        fake.pbx.dialplan.set("test", "700", "Answer()", "Wait(100000)")
+        async with ami.events("VarSet") as varsets:
+            call = await ami.originate(
+                "Local/700@test", application="Wait", data="100000", variables=values
+            )
+            assert call.channel is not None
+            seen: dict[str, str] = {}
+            while len(seen) < len(values):
+                event = await varsets.get(timeout=TIMEOUT)
+                if event["Channel"] == call.channel and event["Variable"] in values:
+                    seen[event["Variable"]] = event["Value"]
+        assert seen == values
+        for name, value in values.items():
+            assert await ami.getvar(name, channel=call.channel) == value
+        await ami.hangup(call.channel)

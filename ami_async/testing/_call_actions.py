@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..message import Message
 from ._actions import _NORMAL_CLEARING, _ActionsBase
-from ._pbx_model import OriginateRequest, SimChannel, SimQueue, SimQueueMember
+from ._pbx_model import OriginateRequest, SimChannel, SimQueue, SimQueueMember, separate_args
 from ._session import FakeSession
 from ._wire import _FAILING_EXTENS, _header, _is_true, with_action_id
 
@@ -35,13 +35,19 @@ def _parse_callerid(text: str) -> tuple[str, str]:
 
 
 def _variables(action: Message) -> list[tuple[str, str]]:
-    """Originate's ``Variable:`` headers, each ``name=value`` or several comma-separated."""
+    """Originate's `Variable:` headers as manager.c `man_do_variable_value` reads them.
+
+    Each header (leading blanks skipped) is split like application arguments
+    (`separate_args`: `V=a\\,b` is `a,b`); each item is `name=value`, split at
+    its first `=`; an item without `=` or with an empty name is ignored. Names
+    are not trimmed (`Variable: A=1, B=2` sets ` B`, as Asterisk does).
+    """
     pairs = []
     for header in action.get_all("Variable"):
-        for item in header.split(","):
+        for item in separate_args(header.lstrip(" \t")):
             name, sep, value = item.partition("=")
-            if sep and name.strip():
-                pairs.append((name.strip(), value))
+            if sep and name:
+                pairs.append((name, value))
     return pairs
 
 

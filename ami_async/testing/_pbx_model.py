@@ -188,6 +188,55 @@ def _split_args(data: str) -> list[str]:
     return [part.strip() for part in data.split(",")]
 
 
+def separate_args(text: str, delim: str = ",", limit: int = 64) -> list[str]:
+    """Split arguments as Asterisk's `AST_STANDARD_APP_ARGS` does (main/app.c).
+
+    `delim` separates only outside double quotes, parentheses and square
+    brackets (their nesting carries over from one argument to the next); the
+    double quotes are removed, and a backslash is removed while the character
+    after it is kept as is. The argument after `limit - 1` separators is the
+    whole rest of the text, untouched. `"a,b"` gives `["a", "b"]`, `"a\\,b"` and
+    `'"a,b"'` give `["a,b"]`, `"a,"` gives `["a", ""]`, `""` gives `[]`.
+    """
+    args: list[str] = []
+    paren = bracket = 0
+    quote = False
+    pos, end = 0, len(text)
+    after_delim = False
+    while pos < end and len(args) < limit - 1:
+        current: list[str] = []
+        after_delim = False
+        while pos < end:
+            char = text[pos]
+            pos += 1
+            if char == '"' and delim != '"':
+                quote = not quote
+                continue
+            if char == "\\":
+                # A trailing backslash is simply dropped (Asterisk reads past the end).
+                current.append(text[pos : pos + 1])
+                pos += 1
+                continue
+            if char == delim and not (paren or quote or bracket):
+                after_delim = True
+                break
+            if char == "(":
+                paren += 1
+            elif char == ")" and paren:
+                paren -= 1
+            elif char == "[":
+                bracket += 1
+            elif char == "]" and bracket:
+                bracket -= 1
+            current.append(char)
+        args.append("".join(current))
+    if pos < end:
+        args.append(text[pos:])
+    elif after_delim:
+        args.append("")
+    return args
+
+
 def _pattern_matches(pattern: str, exten: str) -> bool:
     """Asterisk extension patterns: ``_`` then X, Z, N, [..], ``.`` and ``!``."""
     if not pattern.startswith("_"):
