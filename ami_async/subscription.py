@@ -332,22 +332,22 @@ class Subscription:
 
 # -- handlers ----------------------------------------------------------------------------
 
-if sys.version_info >= (3, 11):
+#: 3.10 has no `Task.cancelling()`: its workers remember a cancel of themselves.
+_FLAG_CANCELS = sys.version_info < (3, 11)
+
+if not _FLAG_CANCELS:
 
     def _worker_task(coro: Any) -> Any:
         return coro
 
-    def _worker_cancelled(task: asyncio.Task[Any] | None) -> bool:
+    def _worker_cancelled(task: Any) -> bool:
         """Whether the worker itself was asked to stop (not just something it awaited)."""
         return task is None or task.cancelling() > 0
-
-    def _clear_cancel_flag(task: asyncio.Task[Any] | None) -> None:
-        pass
 
 else:  # pragma: no cover - exercised on Python 3.10 only
 
     class _WorkerTask(asyncio.Task):  # type: ignore[type-arg]
-        """3.10 has no `Task.cancelling()`: remember a cancel of the worker itself."""
+        """A task that notes `cancel()` calls (cleared before each handler call)."""
 
         cancel_requested = False
 
@@ -358,13 +358,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     def _worker_task(coro: Any) -> Any:
         return _WorkerTask(coro)
 
-    def _worker_cancelled(task: asyncio.Task[Any] | None) -> bool:
+    def _worker_cancelled(task: Any) -> bool:
         return getattr(task, "cancel_requested", True)
-
-    def _clear_cancel_flag(task: asyncio.Task[Any] | None) -> None:
-        """A cancel the handler absorbed (a timeout inside it) is not a stop."""
-        if getattr(task, "cancel_requested", False):
-            task.cancel_requested = False  # type: ignore[union-attr]
 
 
 class HandlerRunner:
@@ -449,10 +444,14 @@ class HandlerRunner:
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
         queue = self._queue
+        flag_cancels = _FLAG_CANCELS and isinstance(me, _WorkerTask)
         while not self._stopped:
             while queue and not self._stopped:
                 item = queue.popleft()
                 name = item.name if isinstance(item, Event) else "an event"
+                if flag_cancels:
+                    # A cancel the last call absorbed (a timeout inside it) is not a stop.
+                    me.cancel_requested = False  # type: ignore[union-attr]
                 try:
                     result = self.handler(item) if isinstance(item, Event) else item
                     if result is not None:
@@ -465,11 +464,9 @@ class HandlerRunner:
                         raise
                     self._log_failure(name)
                 except Exception:
-                    _clear_cancel_flag(me)  # (3.10: a timeout inside the handler)
                     self._log_failure(name)
             if self._stopped:
                 return
-            _clear_cancel_flag(me)
             self._wake = loop.create_future()
             try:
                 await self._wake
