@@ -401,7 +401,7 @@ class OursDriver(Driver):
         port: int,
         *,
         reconnect: bool = False,
-        delay: float = 0.0,
+        delay: float = 0.001,  # ignored without reconnect; 0 is refused (issue 9, item 15)
         on_ready: OnReady | None = None,
     ) -> None:
         import ami_async
