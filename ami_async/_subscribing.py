@@ -45,7 +45,7 @@ class SubscriberMixin(SenderMixin):
         if self._closed:
             self._raise_if_done()
         return self._dispatcher.subscribe(
-            names, predicate, maxsize or self.event_queue_size, overflow
+            names, predicate, self.event_queue_size if maxsize is None else maxsize, overflow
         )
 
     def on(
@@ -68,7 +68,10 @@ class SubscriberMixin(SenderMixin):
 
         def register(handler: _H) -> _H:
             self._dispatcher.add_handler(
-                names or ("*",), handler, maxsize or self.event_queue_size, overflow
+                names or ("*",),
+                handler,
+                self.event_queue_size if maxsize is None else maxsize,
+                overflow,
             )
             return handler
 
