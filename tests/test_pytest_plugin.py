@@ -76,3 +76,30 @@ def test_a_project_that_does_not_use_the_fixtures_is_unaffected(pytester: pytest
     pytester.makepyfile(test_plain="def test_nothing():\n    assert 1 + 1 == 2\n")
     result = pytester.runpytest_subprocess("-p", "no:asyncio")
     result.assert_outcomes(passed=1)
+
+
+def test_item22_without_pytest_asyncio_the_hint_names_what_to_install(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = pytester.mkdir("hide_pytest_asyncio")
+    (hidden / "pytest_asyncio.py").write_text("raise ImportError('hidden for this test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(hidden))
+    pytester.makepyfile(test_user="def test_uses_the_fake(fake_asterisk):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*pip install pytest-asyncio*"])
+    assert "ami-async[test]" not in result.stdout.str()
+
+
+def test_the_old_module_name_still_loads_the_plugin(pytester: pytest.Pytester) -> None:
+    """`-p ami_async.pytest_plugin` (the module's name before ami_async.testing/) works."""
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_user_app=TESTS)
+    for args in (
+        ["-p", "ami_async.pytest_plugin"],
+        ["-p", "no:ami_async", "-p", "ami_async.pytest_plugin"],
+    ):
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        result.assert_outcomes(passed=6)

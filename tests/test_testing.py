@@ -331,7 +331,7 @@ async def test_legacy_command_is_asterisk_13_follows(connect: Connect) -> None:
 
 async def test_user_event_carries_action_id(connect: Connect) -> None:
     client = await logged_in(connect, Events="on")
-    await client.read()  # FullyBooted
+    await client.read_event("SuccessfulAuth")  # the last message of a login
     client.send(
         "UserEvent",
         ActionID="userevent-3",
@@ -347,7 +347,7 @@ async def test_user_event_carries_action_id(connect: Connect) -> None:
 
 async def test_async_originate_emits_originate_response(connect: Connect) -> None:
     client = await logged_in(connect, Events="on")
-    await client.read()  # FullyBooted
+    await client.read_event("SuccessfulAuth")  # the last message of a login
     client.send(
         "Originate",
         ActionID="o1",
@@ -397,7 +397,7 @@ async def test_originate_without_pbx_answers_at_once(connect: Connect) -> None:
     async with FakeAsterisk(pbx=False) as server:
         client = await connect(server)
         await client.login(Events="on")
-        await client.read()  # FullyBooted
+        await client.read_event("SuccessfulAuth")  # the last message of a login
         client.send(
             "Originate", ActionID="o1", Channel="Local/100@test", Application="Wait", Async="1"
         )
@@ -463,7 +463,7 @@ async def test_db_keeps_state(fake: FakeAsterisk, connect: Connect) -> None:
 
 async def test_getvar_setvar_globals(fake: FakeAsterisk, connect: Connect) -> None:
     client = await logged_in(connect, Events="on")
-    await client.read()  # FullyBooted
+    await client.read_event("SuccessfulAuth")  # the last message of a login
     client.send("Setvar", ActionID="s", Variable="LABGLOBAL", Value="42")
     response, varset = await client.read(), await client.read()
     expected = recorded("asterisk-22/getvar_setvar.bin", "getvar_setvar-2")
@@ -543,8 +543,15 @@ async def test_built_ins_answer_like_the_recordings(connect: Connect, scenario: 
 async def test_emit_respects_event_masks(fake: FakeAsterisk, connect: Connect) -> None:
     listener = await logged_in(connect, Events="on")
     assert (await listener.read())["Event"] == "FullyBooted"
+    assert (await listener.read())["Event"] == "SuccessfulAuth"
     deaf = await logged_in(connect, Events="off")
     assert fake.sessions[-1].events_mask == "off"
+    # A login is a security event every listening session hears of, as on Asterisk.
+    heard = await listener.read()
+    assert (heard["Event"], heard["RemoteAddress"]) == (
+        "SuccessfulAuth",
+        f"IPV4/TCP/127.0.0.1/{fake.sessions[-1].peer[1]}",
+    )
 
     await fake.emit("Hangup", {"Privilege": "call,all", "Channel": "PJSIP/1-01"}, Cause="16")
     event = await listener.read()
@@ -591,7 +598,7 @@ async def test_stall_holds_answers_and_events_until_resume(
     fake: FakeAsterisk, connect: Connect
 ) -> None:
     client = await logged_in(connect, Events="on")
-    await client.read()  # FullyBooted
+    await client.read_event("SuccessfulAuth")  # the last message of a login
     fake.stall()
     client.send("Ping", ActionID="held")
     action = await fake.wait_for_action("Ping")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 from ..message import Message
 from ._pbx_model import SimChannel, state_text
 from ._session import FakeSession, _Builtin
+from ._users import FakeUser, session_limit, successful_auth
 from ._wire import (
     _END_COMMAND,
     _LEGACY_ASTERISK_VERSION,
@@ -59,6 +60,7 @@ def _uptime_text(seconds: int) -> str:
 _LISTED: Final = (
     ("Challenge", "Generate Challenge for MD5 Auth.", "<none>"),
     ("Command", "Execute Asterisk CLI Command.", "command,all"),
+    ("ConfbridgeListRooms", "List active conferences.", "reporting,all"),
     ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting,all"),
     ("CoreShowChannels", "List currently active channels.", "system,reporting,all"),
     ("CoreStatus", "Show PBX core status variables.", "system,reporting,all"),
@@ -84,8 +86,14 @@ _LISTED: Final = (
     ("UserEvent", "Send an arbitrary event.", "user,all"),
 )
 _ACTION_NAMES: Final = {name.lower(): name for name, _, _ in _LISTED}
+_PRIVILEGES: Final = {name.lower(): priv for name, _, priv in _LISTED}
 _SYNOPSES: Final = {name.lower(): f"{text}  (Priv: {priv})" for name, text, priv in _LISTED}
 _NORMAL_CLEARING: Final = 16
+
+
+def _privilege(action: str) -> str:
+    """The write classes a built-in action needs (`"<none>"`: any logged-in user may)."""
+    return _PRIVILEGES.get(action, "<none>")
 
 
 class _ActionsBase:
@@ -114,6 +122,7 @@ class _ActionsBase:
             "getvar": self.getvar,
             "setvar": self.setvar,
             "filter": self.filter,
+            "confbridgelistrooms": self.confbridgelistrooms,
             "coresettings": self.coresettings,
             "corestatus": self.corestatus,
         }
@@ -129,8 +138,27 @@ class _ActionsBase:
         if self.server.command_format == "legacy":
             return _LEGACY_ASTERISK_VERSION
         major = self.server.version.split(".", 1)[0]
-        # AMI 4.0.0 came with Asterisk 15, ... AMI 11.0.0 with Asterisk 22.
-        return f"{int(major) + 11}.0.0" if major.isdigit() and int(major) >= 4 else "22.0.0"
+        if not major.isdigit():
+            return "22.0.0"
+        # AMI 2.x came with Asterisk 12 and 13, 4.0.0 with 15, ... 11.0.0 with 22.
+        return f"{int(major) + 11}.0.0" if int(major) >= 4 else _LEGACY_ASTERISK_VERSION
+
+    @property
+    def legacy(self) -> bool:
+        """Whether the fake plays Asterisk 13 (its texts where they differ from 22's)."""
+        return self.asterisk_version == _LEGACY_ASTERISK_VERSION
+
+    def fully_booted(self, *, at_login: bool) -> list[tuple[str, str]]:
+        """`FullyBooted`: 13 gives only `Status`; 22 gives `Uptime` and `LastReload` too,
+        before `Status` at login and after it when the boot ends (restart_reconnect.bin).
+        """
+        head = [("Event", "FullyBooted"), ("Privilege", "system,all")]
+        status = [("Status", "Fully Booted")]
+        if self.legacy:
+            return head + status
+        uptime = str(self.uptime)
+        times = [("Uptime", uptime), ("LastReload", uptime)]
+        return head + (times + status if at_login else status + times)
 
     @property
     def channels(self) -> list[SimChannel]:
@@ -200,21 +228,26 @@ class _ActionsBase:
             await self.error(session, action, "Authentication failed")
             session.close()
             return
-        session.authenticated = True
-        session.username = username
+        account = self.server.accounts.get(username) or FakeUser(secret or "")
+        if not account.allow_multiple_login and any(
+            s.authenticated and s.username == username for s in self.server.sessions
+        ):
+            # manager.c: the refusal comes after the same pause as a bad secret, and
+            # every logged-in session hears of it (login_already_in_use*.bin).
+            if self.server.auth_failure_delay > 0:
+                await asyncio.sleep(self.server.auth_failure_delay)
+            await self.server._broadcast(session_limit(session))
+            await self.error(session, action, "Login Already In Use")
+            session.close()
+            return
+        session._log_in(username, account)
         if _header(action, "Events"):
             session.events_mask = _normalise_mask(_header(action, "Events"))
         await self.ok(session, action, "Authentication accepted")
-        if self.server.fully_booted:
-            uptime = str(self.uptime)
-            event = [
-                ("Event", "FullyBooted"),
-                ("Privilege", "system,all"),
-                ("Uptime", uptime),
-                ("LastReload", uptime),
-                ("Status", "Fully Booted"),
-            ]
-            await self.server._send_event(session, event)
+        # During a boot (after restart()) FullyBooted comes later, on its own.
+        if self.server.fully_booted and not self.server._booting:
+            await self.server._send_event(session, self.fully_booted(at_login=True))
+        await self.server._broadcast(successful_auth(session, username))
 
     async def challenge(self, session: FakeSession, action: Message) -> None:
         if _header(action, "AuthType").lower() != "md5":
@@ -237,6 +270,10 @@ class _ActionsBase:
         mask = _header(action, "EventMask")
         if mask:
             session.events_mask = _normalise_mask(mask)
+        elif self.server.broken_events_action:
+            return  # no valid mask: no answer at all (broken_events_action.bin)
+        if self.server.broken_events_action and session.events_mask == "on":
+            return  # every class: no answer either (manager.c action_events)
         state = "Off" if session.events_mask == "off" else "On"
         await session.send(make_response(action, "Success", Events=state))
 
@@ -523,6 +560,10 @@ class _ActionsBase:
             await self.error(session, action, "Unknown operation")
         else:
             await self.ok(session, action, "Success")
+
+    async def confbridgelistrooms(self, session: FakeSession, action: Message) -> None:
+        # The fake runs no conference (confbridge_list_rooms_empty.bin).
+        await self.error(session, action, "No active conferences.")
 
     async def coresettings(self, session: FakeSession, action: Message) -> None:
         settings = [

@@ -235,6 +235,16 @@ class SimPBX(_PbxCalls):
         self._channel_event("SoftHangupRequest", channel, ("Cause", str(NORMAL_CLEARING)))
         self._hangup_pair(channel, channel.hangupcause or NORMAL_CLEARING)
 
+    def shut_down(self) -> None:
+        """Asterisk stopping with calls up: `SoftHangupRequest` (Cause 4, AST_SOFTHANGUP_SHUTDOWN)
+        on every channel, then each hangs up with cause 0 (restart_live_call.bin).
+        """
+        live = [channel for channel in self.channels.values() if channel.alive]
+        for channel in live:
+            self._channel_event("SoftHangupRequest", channel, ("Cause", "4"))
+        for channel in live:
+            self._hangup_pair(channel, 0)
+
     def redirect(self, channel: SimChannel, context: str, exten: str, priority: int = 1) -> None:
         """Send a channel to ``exten@context`` at ``priority`` (ast_async_goto)."""
         if not channel.alive:

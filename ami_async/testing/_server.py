@@ -15,16 +15,17 @@ from types import TracebackType
 from typing import Literal
 
 from ..message import Message
+from ._actions import _privilege
 from ._call_actions import _Builtins
 from ._pbx import SimPBX
 from ._replay import _ReplayState, _Transcript, _transcript_from_ami, _transcript_from_bin
 from ._session import ActionHandler, FakeSession
+from ._users import LAB_USERS, FakeUser, _may_write
 from ._wire import (
     _PRE_AUTH_ACTIONS,
     Reply,
     _encode_message,
     _header,
-    _mask_allows,
     _messages,
     _normalise_mask,
     _pairs,
@@ -58,7 +59,7 @@ class FakeAsterisk:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        users: Mapping[str, str] | None = None,
+        users: Mapping[str, str | FakeUser] | None = None,
         version: str = "11.0.0",
         banner: str | None = None,
         command_format: Literal["modern", "legacy"] = "modern",
@@ -69,14 +70,27 @@ class FakeAsterisk:
         time_scale: float = 1.0,
         cel: bool = True,
         cdr: bool = True,
+        broken_events_action: bool = False,
     ) -> None:
         if command_format not in ("modern", "legacy"):
             raise ValueError(f"command_format must be 'modern' or 'legacy': {command_format!r}")
         #: The bound address once started.
         self.host = host
         self.port = port
-        #: ``{username: secret}`` accepted by Login (plain and MD5).
-        self.users: dict[str, str] = dict(users) if users is not None else {"admin": "amp111"}
+        given = dict(users) if users is not None else dict(LAB_USERS)
+        #: Each user's manager.conf entry (`FakeUser`: read/write classes, multiple logins).
+        self.accounts: dict[str, FakeUser] = {
+            name: user if isinstance(user, FakeUser) else FakeUser(user)
+            for name, user in given.items()
+        }
+        #: `{username: secret}` accepted by Login (plain and MD5); the first is the one
+        #: the pytest plugin and the CLI use.
+        self.users: dict[str, str] = {name: user.secret for name, user in self.accounts.items()}
+        #: manager.conf `brokeneventsaction = yes`: `Events` with an all-events mask or
+        #: with no valid mask gets no answer at all (broken_events_action.bin).
+        self.broken_events_action = broken_events_action
+        self._booting = False
+        self._boot_task: asyncio.Task[None] | None = None
         self.version = version
         self.command_format: Literal["modern", "legacy"] = command_format
         self.auth_failure_delay = auth_failure_delay
@@ -118,8 +132,16 @@ class FakeAsterisk:
 
     async def close(self) -> None:
         """Close every session (after its pending output) and stop listening."""
+        boot, self._boot_task = self._boot_task, None
+        if boot is not None:
+            boot.cancel()
+            await asyncio.gather(boot, return_exceptions=True)
         if self._sim is not None:
             await self._sim.close()
+        await self._stop_listening()
+
+    async def _stop_listening(self) -> None:
+        """Stop the server and end every session, their tasks included."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -260,6 +282,44 @@ class FakeAsterisk:
             session._abort()
         await self._cancel_tasks(sessions)
 
+    async def restart(self, *, down: float = 0.2, boot: float = 0.08) -> None:
+        """Restart like `core restart now` does (the restart_* captures), then listen again.
+
+        Live calls end first (`SoftHangupRequest` Cause 4, then their `Hangup`);
+        every logged-in session whose classes allow `system` gets `Shutdown`
+        (`Shutdown: Cleanly`, `Restart: True`), and every connection closes with
+        no Goodbye. For `down` seconds nothing listens (connecting is refused);
+        then the server listens on the same port, its uptime back at 0. A Login
+        in the first `boot` seconds is accepted without `FullyBooted`, which
+        every logged-in session gets on its own when the boot ends. Returns once
+        the server listens again; the simulated PBX keeps its dialplan and queues.
+        """
+        if self._server is None:
+            raise RuntimeError("FakeAsterisk is not started")
+        if self._boot_task is not None:
+            self._boot_task.cancel()
+            self._boot_task = None
+        if self._sim is not None:
+            self._sim.shut_down()
+        shutdown = [("Shutdown", "Cleanly"), ("Restart", "True")]
+        await self._broadcast([("Event", "Shutdown"), ("Privilege", "system,all"), *shutdown])
+        await self._stop_listening()
+        await asyncio.sleep(down)
+        self._builtins.started = time.time()
+        self._booting = boot > 0
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, ssl=self.ssl
+        )
+        if self._booting:
+            self._boot_task = asyncio.get_running_loop().create_task(self._finish_boot(boot))
+
+    async def _finish_boot(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._booting = False
+        self._boot_task = None
+        if self.fully_booted:
+            await self._broadcast(self._builtins.fully_booted(at_login=False))
+
     def stall(self) -> None:
         """Keep reading and handling actions, but hold all output until :meth:`resume`.
 
@@ -339,9 +399,7 @@ class FakeAsterisk:
 
     async def _broadcast(self, event: Sequence[tuple[str, str]]) -> None:
         data = _encode_message(event)
-        targets = [
-            s for s in self.sessions if s.authenticated and _mask_allows(s.events_mask, event)
-        ]
+        targets = [s for s in self.sessions if s.authenticated and s._receives(event)]
         for session in targets:
             session._write_event(data)
         for session in targets:
@@ -351,11 +409,12 @@ class FakeAsterisk:
         """The simulated PBX's event sink: written at once, in order, to every listener."""
         data = _encode_message(event)
         for session in self.sessions:
-            if session.authenticated and _mask_allows(session.events_mask, event):
+            if session.authenticated and session._receives(event):
                 session._write_event(data)
 
     async def _send_event(self, session: FakeSession, event: Sequence[tuple[str, str]]) -> None:
-        if _mask_allows(session.events_mask, event):
+        """An event for `session` alone (`FullyBooted` at login: event filters do not apply)."""
+        if session._receives(event, filtered=False):
             await session.send(event)
 
     async def _receive(self, session: FakeSession, frame: Message) -> None:
@@ -376,7 +435,9 @@ class FakeAsterisk:
             await session.send(make_response(frame, "Error", Message="Missing action in request"))
             return
         key = name.lower()
-        if not session.authenticated and key not in _PRE_AUTH_ACTIONS:
+        if (not session.authenticated and key not in _PRE_AUTH_ACTIONS) or (
+            session.account is not None and not _may_write(session.account, _privilege(key))
+        ):
             await session.send(make_response(frame, "Error", Message="Permission denied"))
             return
         try:
@@ -416,8 +477,8 @@ class FakeAsterisk:
                     actual.encode("utf-8", "surrogateescape") if actual else None
                 )
             if name.lower() == "login":  # replayed logins are not checked
-                session.authenticated = True
-                session.username = _header(frame, "Username") or None
+                username = _header(frame, "Username")
+                session._log_in(username, self.accounts.get(username, FakeUser("")))
                 if _header(frame, "Events"):
                     session.events_mask = _normalise_mask(_header(frame, "Events"))
             state.pos += 1

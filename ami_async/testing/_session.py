@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 from ..errors import ProtocolError
 from ..message import Message
 from ..protocol import Parser
 from ._replay import _ReplayState, _Transcript
-from ._wire import _CLOSE, MessageLike, Reply, _encode
+from ._users import FakeUser, _compiled_filter, _read_mask
+from ._wire import _CLOSE, MessageLike, Reply, _encode, _mask_allows
 
 if TYPE_CHECKING:
     from ._server import FakeAsterisk
@@ -51,6 +54,13 @@ class FakeSession:
         peer = writer.get_extra_info("peername")
         #: The client's address.
         self.peer: tuple[str, int] = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        #: The logged-in user's manager.conf entry, or None.
+        self.account: FakeUser | None = None
+        local = writer.get_extra_info("sockname")
+        self._local: tuple[str, int] = (str(local[0]), int(local[1])) if local else ("", 0)
+        self._connected_at = time.time()
+        self._read_mask = "on"  # the user's read classes
+        self._filter: re.Pattern[str] | None = None
         self._reader = reader
         self._writer = writer
         self._replay = _ReplayState(transcript) if transcript is not None else None
@@ -89,6 +99,22 @@ class FakeSession:
             self._close_now()
 
     # -- internals ---------------------------------------------------------------
+
+    def _log_in(self, username: str, account: FakeUser) -> None:
+        self.authenticated = True
+        self.username = username
+        self.account = account
+        self._read_mask = _read_mask(account)
+        self._filter = _compiled_filter(account)
+
+    def _receives(self, event: Sequence[tuple[str, str]], *, filtered: bool = True) -> bool:
+        """Whether this session gets `event` (its Events mask, its user's read classes, filter)."""
+        if not (_mask_allows(self.events_mask, event) and _mask_allows(self._read_mask, event)):
+            return False
+        if filtered and self._filter is not None:
+            text = "".join(f"{key}: {value}\r\n" for key, value in event)
+            return self._filter.search(text) is not None
+        return True
 
     def _write_event(self, data: bytes) -> None:
         if self._deferred is not None:

@@ -77,8 +77,8 @@ except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
 
     def _missing(*args: object, **kwargs: object) -> None:
         pytest.fail(
-            "the ami_async fixtures are async: install pytest-asyncio "
-            "(pip install 'ami-async[test]' or pip install pytest-asyncio)",
+            "the ami_async fixtures fake_asterisk and ami_client are async and need "
+            "the pytest-asyncio plugin: pip install pytest-asyncio",
             pytrace=False,
         )
 
