@@ -608,3 +608,23 @@ def test_where_things_live_names_real_modules() -> None:
             assert hasattr(module, name), f"{module_name} has no {name}"
     for module_name in re.findall(r"`(ami_async\.[\w.]+)`", section):
         importlib.import_module(module_name)
+
+
+async def test_fake_answers_every_action_the_testing_guide_lists() -> None:
+    page = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    paragraph = page.split("Out of the box it answers these actions", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"`([A-Z][A-Za-z]+)`", paragraph.split("Any other action", 1)[0])
+    assert len(listed) >= 20
+    async with (
+        FakeAsterisk() as pbx,
+        ami_async.connect(
+            pbx.host, pbx.port, username="admin", secret="amp111", ping_interval=None
+        ) as ami,
+    ):
+        unknown = await ami.send_action("NoSuchAction", check=False)
+        assert "Invalid/unknown command" in (unknown.message or "")
+        for name in listed:
+            if name in ("Login", "Logoff"):
+                continue  # the client's own login; logging off would end the test
+            resp = await ami.send_action(name, check=False)
+            assert "Invalid/unknown command" not in (resp.message or ""), name
