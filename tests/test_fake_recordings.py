@@ -18,7 +18,7 @@ from test_testing import RawClient
 
 from ami_async.message import Message
 from ami_async.protocol import Parser
-from ami_async.testing import FakeAsterisk
+from ami_async.testing import FakeAsterisk, FakeUser
 from ami_async.testing._users import LAB_USERS
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -299,3 +299,15 @@ async def test_item5_command_output_over_64_kb(version: str, options: dict[str, 
     assert [k for k in keys(answer) if k != "Output"] == [
         k for k in keys(recorded) if k != "Output"
     ]
+
+
+async def test_item5_a_user_of_ones_own_with_fakeuser() -> None:
+    users = {"app": FakeUser("s3cret", read="user", write="user")}
+    async with FakeAsterisk(users=users) as fake, connected(fake) as client:
+        response = await client.ask("Login", Username="app", Secret="s3cret")
+        assert response["Message"] == "Authentication accepted"
+        # read=user: no FullyBooted (system), no SuccessfulAuth (security).
+        assert (await client.ask("UserEvent", ActionID="u", UserEvent="Mine"))["ActionID"] == "u"
+        assert (await client.read())["UserEvent"] == "Mine"
+        denied = await client.ask("Originate", Channel="Local/100@test", Exten="100")
+        assert denied["Message"] == "Permission denied"

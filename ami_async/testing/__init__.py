@@ -4,7 +4,7 @@ It speaks the wire protocol the way Asterisk 22 does (texts copied from the
 recordings in ``shared/fixtures/asterisk-22``): the one-line banner, plain and
 MD5 login, ``Permission denied`` before login, Ping, Events, Command (modern
 ``Output:`` lines or the Asterisk 13 ``Response: Follows`` frame), UserEvent,
-AstDB and variables. Behind it runs a simulated PBX (:class:`SimPBX`, on by
+AstDB and variables. Behind it runs a simulated PBX (`SimPBX`, on by
 default): Originate creates Local channels that run a small dialplan (the
 recordings' ``[test]`` context: 100 answers and waits 2 s, 450 dials 100, 600
 sends a UserEvent, 400/410 queue, 999 does not exist) and sends the events a
@@ -21,11 +21,12 @@ channels::
         action = await fake.wait_for_action("Originate")
         await fake.pbx.wait_idle()                        # every call has ended
 
-Any action can be overridden with :meth:`FakeAsterisk.on_action` (a handler)
-or :meth:`FakeAsterisk.script` (fixed answers), and :meth:`FakeAsterisk.replay`
+Any action can be overridden with `FakeAsterisk.on_action` (a handler)
+or `FakeAsterisk.script` (fixed answers), and `FakeAsterisk.replay`
 serves later connections from a recorded ``.ami`` transcript instead. Fault
-injection: :meth:`~FakeAsterisk.drop`, :meth:`~FakeAsterisk.stall` /
-:meth:`~FakeAsterisk.resume`, :meth:`~FakeAsterisk.send_raw`.
+injection: `FakeAsterisk.drop`, `FakeAsterisk.stall` / `FakeAsterisk.resume`,
+`FakeAsterisk.send_raw`, and `FakeAsterisk.restart` (Asterisk restarting under
+its clients, as `core restart now` does).
 
 ``FakeAsterisk(pbx=False)`` is the bare test double: no channels, so lists are
 empty, actions on a channel answer ``No such channel``, and Originate answers
@@ -44,6 +45,7 @@ from ._pbx_model import (
 )
 from ._server import FakeAsterisk
 from ._session import ActionHandler, FakeSession
+from ._users import FakeUser
 from ._wire import MessageLike, Reply, make_response, with_action_id
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "Dialplan",
     "FakeAsterisk",
     "FakeSession",
+    "FakeUser",
     "FaultProxy",
     "MessageLike",
     "OriginateRequest",

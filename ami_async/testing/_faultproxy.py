@@ -52,16 +52,16 @@ class FaultProxy:
     """A TCP proxy on ``host:port`` (port 0: a free port) forwarding to ``target_host:target_port``.
 
     Faults are switched on and off with plain (not async) method calls, from a
-    test or from any task on the proxy's event loop: :meth:`cut`, :meth:`refuse`,
-    :meth:`stall` / :meth:`resume`, :meth:`delay`, :meth:`throttle`,
-    :meth:`fragment`; :meth:`heal` clears them all. ``max_held`` bounds the
+    test or from any task on the proxy's event loop: `cut`, `refuse`,
+    `stall` / `resume`, `delay`, `throttle`,
+    `fragment`; `heal` clears them all. ``max_held`` bounds the
     bytes each direction of each connection holds while stalled, delayed or
     throttled; ``connect_timeout`` bounds the connection to the target made
     for each accepted client.
 
-    Counters (plain ints, for assertions): :attr:`bytes_to_server`,
-    :attr:`bytes_to_client`, :attr:`bytes_dropped`, :attr:`connections_accepted`,
-    :attr:`connections_refused`, :attr:`upstream_failures`, :attr:`cuts`.
+    Counters (plain ints, for assertions): `bytes_to_server`,
+    `bytes_to_client`, `bytes_dropped`, `connections_accepted`,
+    `connections_refused`, `upstream_failures`, `cuts`.
     """
 
     def __init__(
@@ -95,7 +95,7 @@ class FaultProxy:
         self.connections_refused = 0
         #: Accepted clients reset because the target could not be reached.
         self.upstream_failures = 0
-        #: Connections ended by :meth:`cut`.
+        #: Connections ended by `cut`.
         self.cuts = 0
         self._host = host
         self._port = port
@@ -183,7 +183,7 @@ class FaultProxy:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and listen; afterwards :attr:`port` is the bound port."""
+        """Bind and listen; afterwards `port` is the bound port."""
         if self._started:
             raise RuntimeError("the proxy is already started")
         self._started = True
@@ -279,7 +279,7 @@ class FaultProxy:
     def resume(self, direction: Direction = "both", *, flush: bool = True) -> None:
         """Forward ``direction`` again: the held bytes first, in order, or dropped if not ``flush``.
 
-        Dropped bytes are counted in :attr:`bytes_dropped`; a held end of stream
+        Dropped bytes are counted in `bytes_dropped`; a held end of stream
         is still delivered.
         """
         for way in _directions(direction):
@@ -293,7 +293,7 @@ class FaultProxy:
         """Deliver each chunk ``seconds`` after it arrived (latency; 0 turns it off).
 
         Chunks keep their order and are not slowed down otherwise: this adds
-        latency, not a bandwidth limit (see :meth:`throttle`).
+        latency, not a bandwidth limit (see `throttle`).
         """
         if not seconds >= 0:
             raise ValueError("delay must be a non-negative number of seconds")
@@ -349,7 +349,7 @@ class FaultProxy:
         return task
 
     def _poke(self) -> None:
-        """Wake every :meth:`wait_until` to re-check its condition."""
+        """Wake every `wait_until` to re-check its condition."""
         if self._watchers:
             watchers, self._watchers = self._watchers, []
             for watcher in watchers:

@@ -1,6 +1,6 @@
 """A simulated Asterisk 22 with Local channels: the channel model behind FakeAsterisk.
 
-:class:`SimPBX` keeps channels, bridges, a small dialplan and queues, runs
+`SimPBX` keeps channels, bridges, a small dialplan and queues, runs
 dialplan applications on a simulated clock, and hands every AMI event it
 produces to a sink, in the order and with the headers a real Asterisk 22
 writes them (``shared/fixtures/asterisk-22``: ``originate_async``,
@@ -46,7 +46,7 @@ class SimPBX(_PbxCalls):
     takes 50 ms); timestamps, durations and Uniqueids use the simulated clock.
     ``cel=False`` / ``cdr=False`` leave out the CEL / Cdr events. ``lab=False``
     starts with an empty dialplan and no queues instead of the recordings'
-    ``[test]`` context (:data:`LAB_DIALPLAN`) and queues ``support`` (Alice,
+    ``[test]`` context (`LAB_DIALPLAN`) and queues ``support`` (Alice,
     ``Local/500@test``, paused) and ``sales`` (Bob, ``Local/100@test``)::
 
         pbx.add_extension("test", "123", "Answer")          # priority 1

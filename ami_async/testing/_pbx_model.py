@@ -393,7 +393,7 @@ class _Dialing:
 
 
 class SimChannel:
-    """One simulated channel. Read its attributes; change it through :class:`SimPBX`."""
+    """One simulated channel. Read its attributes; change it through `SimPBX`."""
 
     def __init__(
         self,

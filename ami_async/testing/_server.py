@@ -46,9 +46,18 @@ class FakeAsterisk:
     ``command_format="legacy"`` answers Command like Asterisk 13 (``Response:
     Follows`` ... ``--END COMMAND--``); ``auth_failure_delay`` is the pause before
     ``Authentication failed`` (Asterisk sleeps 1 s); ``fully_booted`` sends
-    ``Event: FullyBooted`` after a login whose event mask includes ``system``.
+    ``Event: FullyBooted`` after a login whose event mask includes ``system``,
+    and every login sends a ``SuccessfulAuth`` security event, as Asterisk does.
 
-    ``pbx`` (default True) runs the simulated PBX (:attr:`pbx`) behind the
+    ``users`` maps user names to secrets or to `FakeUser` entries (read and write
+    classes, event filter, ``allow_multiple_login``); by default they are the
+    users of the lab the fixtures were recorded on (``admin``/``amp111`` first,
+    ``monitor``, ``filtered``, ``filtered_legacy``, ``callonly``, ``single``).
+    ``broken_events_action`` plays manager.conf ``brokeneventsaction = yes``.
+    A ``version`` below 4.0.0 (Asterisk 13's AMI is 2.10.6) or
+    ``command_format="legacy"`` gives Asterisk 13's texts where the fake knows them.
+
+    ``pbx`` (default True) runs the simulated PBX (`pbx`) behind the
     actions; ``time_scale`` is real seconds per simulated second (``0.05``:
     ``Wait(1)`` lasts 50 ms); ``cel=False`` / ``cdr=False`` leave out the CEL /
     Cdr events, which a real Asterisk with cel_manager and cdr_manager sends.
@@ -176,8 +185,8 @@ class FakeAsterisk:
         """Answer action ``name`` (any case) with ``handler`` instead of the built-in.
 
         ``handler(session, action)`` may ``await session.send(...)`` itself and return
-        None, or return a :data:`Reply`; it echoes the ActionID itself (use
-        :func:`make_response` / :func:`with_action_id`). Actions of one session are
+        None, or return a `Reply`; it echoes the ActionID itself (use
+        `make_response` / `with_action_id`). Actions of one session are
         handled one at a time, in order; to answer out of order, keep the action
         and ``send`` later from a task. Before login, only Login, Challenge and
         Logoff reach a handler (others get ``Permission denied``).
@@ -321,7 +330,7 @@ class FakeAsterisk:
             await self._broadcast(self._builtins.fully_booted(at_login=False))
 
     def stall(self) -> None:
-        """Keep reading and handling actions, but hold all output until :meth:`resume`.
+        """Keep reading and handling actions, but hold all output until `resume`.
 
         Answers, events, raw bytes, closes, and the banner of a connection made
         meanwhile are all held, in order, per session.
@@ -329,7 +338,7 @@ class FakeAsterisk:
         self._stalled = True
 
     def resume(self) -> None:
-        """Send everything held since :meth:`stall`, in order, and stop holding."""
+        """Send everything held since `stall`, in order, and stop holding."""
         self._stalled = False
         for session in list(self.sessions):
             session._flush()
@@ -337,7 +346,7 @@ class FakeAsterisk:
     async def wait_for_action(self, name: str, timeout: float = 5.0) -> Message:
         """The oldest action ``name`` (any case) received and not yet returned by this call.
 
-        Waits for it if needed; raises :class:`TimeoutError` after ``timeout`` seconds.
+        Waits for it if needed; raises `TimeoutError` after ``timeout`` seconds.
         """
         wanted = name.lower()
         loop = asyncio.get_running_loop()

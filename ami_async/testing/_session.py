@@ -28,10 +28,10 @@ logger = logging.getLogger("ami_async.testing")
 
 
 class FakeSession:
-    """One client connection to a :class:`FakeAsterisk`.
+    """One client connection to a `FakeAsterisk`.
 
     Handlers receive it; tests find it in ``fake.sessions``. Output honours
-    :meth:`FakeAsterisk.stall` (it is held, in order, until resume).
+    `FakeAsterisk.stall` (it is held, in order, until resume).
     """
 
     def __init__(
@@ -207,7 +207,7 @@ class FakeSession:
 
 
 #: ``handler(session, action)``: returns None (it answered itself, or never answers),
-#: a :data:`Reply`, or an awaitable of either.
+#: a `Reply`, or an awaitable of either.
 ActionHandler: TypeAlias = Callable[
     [FakeSession, Message], "Reply | Awaitable[Reply | None] | None"
 ]

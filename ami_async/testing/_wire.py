@@ -9,7 +9,7 @@ from typing import Final, TypeAlias, cast
 from ..message import Message
 
 #: One message to send: ``{"Key": "value"}``, ``[("Key", "value"), ...]`` (keys may
-#: repeat), a parsed :class:`~ami_async.message.Message`, or raw ``bytes`` (sent as is).
+#: repeat), a parsed `Message`, or raw ``bytes`` (sent as is).
 MessageLike: TypeAlias = Mapping[str, str] | Sequence[tuple[str, str]] | bytes
 #: What an action handler may return: one message, or a sequence of messages.
 Reply: TypeAlias = MessageLike | Sequence[MessageLike]

@@ -2,10 +2,10 @@
 
 Fixtures:
 
-* ``fake_asterisk``: a running :class:`~ami_async.testing.FakeAsterisk` on
+* ``fake_asterisk``: a running `FakeAsterisk` on
   127.0.0.1 (a free port), closed after the test. ``@pytest.mark.fake_asterisk(**kwargs)``
   passes keyword arguments to it (``command_format="legacy"``, ``users=...``).
-* ``ami_client``: a :class:`~ami_async.Client` logged in to ``fake_asterisk``
+* ``ami_client``: a `Client` logged in to ``fake_asterisk``
   (no keepalive), closed after the test. ``@pytest.mark.ami_client(**kwargs)``
   passes keyword arguments to it (``events="call"``, ``auth="md5"``...).
 
