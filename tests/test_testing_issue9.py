@@ -6,7 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -192,3 +192,63 @@ async def test_item19_originate_variables_reach_the_channel_as_sent() -> None:
         for name, value in values.items():
             assert await ami.getvar(name, channel=call.channel) == value
         await ami.hangup(call.channel)
+
+
+# -- the waiting helpers honour a cancel (item 6's rule: no asyncio.wait_for) -----------
+
+
+async def turns_until(predicate: Callable[[], object]) -> None:
+    """Let other tasks run until `predicate()` is true (a bounded number of loop turns)."""
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never came true")
+
+
+async def cancelled_as_it_completes(task: asyncio.Task[Any], complete: Callable[[], None]) -> None:
+    """Complete what `task` waits for and cancel it in the same loop iteration.
+
+    asyncio.wait_for on 3.10 and 3.11 then returns the result and loses the cancel.
+    """
+    complete()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, TIMEOUT)
+
+
+async def test_wait_for_action_honours_a_cancel_that_comes_with_the_action() -> None:
+    async with FakeAsterisk() as fake:
+        task = asyncio.create_task(fake.wait_for_action("Ping"))
+        await turns_until(lambda: fake._waiters)  # until it waits
+
+        def complete() -> None:
+            fake.actions.append(Message([("Action", "Ping")]))
+            for waiter in fake._waiters:
+                waiter.set_result(None)
+
+        await cancelled_as_it_completes(task, complete)
+
+
+async def test_wait_idle_honours_a_cancel_that_comes_with_idleness() -> None:
+    async with FakeAsterisk() as fake:
+        pbx = fake.pbx
+        pbx._tasks.add(asyncio.ensure_future(asyncio.sleep(3600)))  # something runs
+        task = asyncio.create_task(pbx.wait_idle())
+        await turns_until(lambda: pbx._idle is not None)
+        idle = pbx._idle
+        assert idle is not None
+        await cancelled_as_it_completes(task, idle.set)
+
+
+async def test_faultproxy_wait_until_honours_a_cancel_that_comes_with_the_change() -> None:
+    async with FaultProxy("127.0.0.1", 1) as proxy:
+        flag: list[int] = []
+        task = asyncio.create_task(proxy.wait_until(lambda: bool(flag)))
+        await turns_until(lambda: proxy._watchers)
+
+        def complete() -> None:
+            flag.append(1)
+            proxy._poke()
+
+        await cancelled_as_it_completes(task, complete)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
+from .._compat import timeout as _timeout
 from ._pipes import (
     DEFAULT_MAX_HELD,
     Direction,
@@ -173,7 +174,9 @@ class FaultProxy:
             watcher = loop.create_future()
             self._watchers.append(watcher)
             try:
-                await asyncio.wait_for(watcher, remaining)
+                # Not asyncio.wait_for: on 3.10 and 3.11 it can swallow a cancel.
+                async with _timeout(remaining):
+                    await watcher
             except asyncio.TimeoutError:
                 pass  # re-check once more, then raise
             finally:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import re
 
+from .._compat import timeout as _timeout
 from ._pbx_calls import _PbxCalls
 from ._pbx_model import (
     _LOCAL,
@@ -309,7 +310,9 @@ class SimPBX(_PbxCalls):
         self._idle = asyncio.Event()
         self._check_idle()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            # Not asyncio.wait_for: on 3.10 and 3.11 it can swallow a cancel.
+            async with _timeout(timeout):
+                await self._idle.wait()
         except asyncio.TimeoutError:
             names = list(self.channels)
             raise TimeoutError(f"simulated PBX still busy after {timeout} s: {names}") from None

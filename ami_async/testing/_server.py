@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from .._compat import timeout as _timeout
 from ..message import Message
 from ._actions import _privilege
 from ._call_actions import _Builtins
@@ -366,7 +367,9 @@ class FakeAsterisk:
                         self._waiters.remove(waiter)
 
         try:
-            return await asyncio.wait_for(wait(), timeout)
+            # Not asyncio.wait_for: on 3.10 and 3.11 it can swallow a cancel.
+            async with _timeout(timeout):
+                return await wait()
         except asyncio.TimeoutError:
             seen = [_header(a, "Action") for a in self.actions]
             raise TimeoutError(
