@@ -363,14 +363,12 @@ async def test_item15_events_refuses_a_bad_maxsize(ami: Client, maxsize: Any) ->
         ami.events("UserEvent", overflow="sometimes")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    reason="client.events()/on() turn maxsize=0 into event_queue_size (`maxsize or ...`) "
-    "before it reaches Subscription: needs `... if maxsize is None else maxsize` in the client",
-    strict=False,
-)
 async def test_item15_events_maxsize_zero_is_refused(ami: Client) -> None:
     with pytest.raises(ValueError, match="maxsize"):
         ami.events("UserEvent", maxsize=0)
+    with pytest.raises(ValueError, match="maxsize"):
+        ami.on("UserEvent", maxsize=0)(lambda e: None)
+    assert ami._dispatcher._targets == []
 
 
 # -- item 17: subscriptions nobody reads, lists nobody reads fast ------------------------------
