@@ -311,3 +311,29 @@ async def test_item5_a_user_of_ones_own_with_fakeuser() -> None:
         assert (await client.read())["UserEvent"] == "Mine"
         denied = await client.ask("Originate", Channel="Local/100@test", Exten="100")
         assert denied["Message"] == "Permission denied"
+
+
+async def test_item5_a_client_lives_through_a_restart() -> None:
+    import ami_async
+
+    async with (
+        FakeAsterisk() as fake,
+        ami_async.connect(
+            fake.host,
+            fake.port,
+            username="admin",
+            secret="amp111",
+            ping_interval=None,
+            reconnect_delay=0.05,
+        ) as ami,
+    ):
+        async with ami.events("Shutdown", "FullyBooted") as events:
+            await fake.restart(down=0.1, boot=0.05)
+            shutdown = await events.get(timeout=TIMEOUT)
+            # The new session's FullyBooted comes on its own once the boot ends.
+            booted = await events.get(timeout=TIMEOUT)
+        assert (shutdown["Shutdown"], shutdown["Restart"]) == ("Cleanly", "True")
+        assert (booted["Status"], booted["Uptime"]) == ("Fully Booted", "0")
+        await ami.wait_connected(timeout=TIMEOUT)
+        assert (await ami.ping())["Ping"] == "Pong"
+        assert ami.reconnects == 1
