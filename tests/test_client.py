@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from _servers import deaf_server
+from _client import SECRET, ami, client_for, other_tasks, pbx
 
 import ami_async
 from ami_async import (
@@ -25,32 +23,7 @@ from ami_async import (
 from ami_async.message import Message
 from ami_async.testing import FakeAsterisk, FakeSession, make_response, with_action_id
 
-SECRET = "amp111"
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[FakeAsterisk]:
-    async with FakeAsterisk(auth_failure_delay=0.05) as server:
-        yield server
-
-
-def client_for(pbx: FakeAsterisk, **kw: Any) -> Client:
-    options: dict[str, Any] = {"ping_interval": None, "timeout": 5.0, "action_timeout": 5.0}
-    options.update(kw)
-    secret = options.pop("secret", SECRET)
-    return Client(pbx.host, pbx.port, username="admin", secret=secret, **options)
-
-
-@pytest.fixture
-async def ami(pbx: FakeAsterisk) -> AsyncIterator[Client]:
-    client = client_for(pbx)
-    await client.connect()
-    yield client
-    await client.close()
-
-
-def other_tasks() -> set[asyncio.Task[Any]]:
-    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+__all__ = ["ami", "pbx"]  # fixtures (tests/_client.py)
 
 
 # -- connecting ---------------------------------------------------------------------
@@ -431,84 +404,6 @@ async def test_user_event_reaches_subscribers_with_our_action_id(
     assert ev.action_id == response.action_id
 
 
-# -- helpers -------------------------------------------------------------------------------
-
-
-async def test_originate_waits_for_the_originate_response(pbx: FakeAsterisk, ami: Client) -> None:
-    sub = ami.events("OriginateResponse")
-    result = await ami.originate(
-        "Local/100@test", application="Wait", data="1", variables={"A": "1"}, timeout=5
-    )
-    assert result.success
-    assert result.reason == ami_async.OriginateReason.ANSWERED
-    assert result.reason_text == "answered"
-    assert result.event is not None
-    assert (await sub.get(timeout=2)) is result.event  # subscribers see it too
-    sent = [a for a in pbx.actions if a["Action"] == "Originate"][-1]
-    assert sent["Async"] == "true"
-    assert sent["Timeout"] == "5000"
-    assert sent.get_all("Variable") == ["A=1"]
-
-
-async def test_originate_to_a_missing_extension_is_a_failed_result(
-    pbx: FakeAsterisk, ami: Client
-) -> None:
-    result = await ami.originate("Local/999@test", application="Wait", data="1", timeout=5)
-    assert not result.success
-    assert result.reason == 0
-    assert result.uniqueid is None
-
-
-async def test_originate_refused_by_the_server_raises(pbx: FakeAsterisk, ami: Client) -> None:
-    pbx.script("Originate", {"Response": "Error", "Message": "Permission denied"})
-    with pytest.raises(ActionError, match="Permission denied"):
-        await ami.originate("Local/100@test", application="Wait", data="1")
-    assert ami.pending_actions == 0
-
-
-async def test_originate_without_waiting(pbx: FakeAsterisk, ami: Client) -> None:
-    result = await ami.originate("Local/100@test", exten="100", context="test", wait=False)
-    assert result.success
-    assert result.event is None
-    assert result.reason_text == "queued"
-
-
-async def test_command_helper_in_both_formats() -> None:
-    for fmt in ("modern", "legacy"):
-        async with FakeAsterisk(command_format=fmt) as server, client_for(server) as ami:
-            out = await ami.command("core show version")
-            assert out.startswith("Asterisk ")
-            assert "--END COMMAND--" not in out
-            assert not out.endswith("\n")
-
-
-async def test_db_and_var_helpers(ami: Client) -> None:
-    await ami.db_put("fam", "k", "v 1")
-    assert await ami.db_get("fam", "k") == "v 1"
-    await ami.db_del("fam", "k")
-    with pytest.raises(ActionError):
-        await ami.db_get("fam", "k")
-    await ami.setvar("G", "42")
-    assert await ami.getvar("G") == "42"
-    assert await ami.getvar("UNSET") == ""
-
-
-async def test_list_helpers_return_events(ami: Client) -> None:
-    assert isinstance(await ami.core_show_channels(), list)
-    assert isinstance(await ami.status(), list)
-    settings = await ami.core_settings()
-    assert "AMIversion" in settings
-
-
-async def test_logoff_closes_without_reconnecting(pbx: FakeAsterisk) -> None:
-    client = client_for(pbx)
-    await client.connect()
-    response = await client.logoff()
-    assert response["Response"] == "Goodbye"
-    assert client.closed
-    assert not client.connected
-
-
 # -- review fixes ----------------------------------------------------------------------------
 
 
@@ -565,59 +460,9 @@ async def test_overflow_in_async_for_keeps_the_subscription(pbx: FakeAsterisk, a
     assert seen == ["0", "1", "4"]
 
 
-async def test_originate_variables_are_escaped_for_asterisk(pbx: FakeAsterisk, ami: Client) -> None:
-    await ami.originate(
-        "Local/100@test", application="Wait", data="1", variables={"V": 'a,b "c" \\d'}
-    )
-    sent = [a for a in pbx.actions if a["Action"] == "Originate"][-1]
-    assert sent.get_all("Variable") == ['V=a\\,b \\"c\\" \\\\d']
-
-
-async def test_originate_refuses_an_async_override(ami: Client) -> None:
-    with pytest.raises(ValueError, match="Async"):
-        await ami.originate("Local/1@x", application="Wait", Async="false")
-
-
 async def test_a_zero_timeout_is_refused(ami: Client) -> None:
     with pytest.raises(ValueError, match="positive"):
         await ami.ping(timeout=0)
-
-
-async def test_failing_cli_command_error_says_why(pbx: FakeAsterisk, ami: Client) -> None:
-    with pytest.raises(ActionError) as info:
-        await ami.command("this is not a command")
-    assert "No such command" in str(info.value)
-
-
-async def test_logoff_sent_as_an_action_is_not_a_lost_connection(
-    pbx: FakeAsterisk, caplog: pytest.LogCaptureFixture
-) -> None:
-    lost: list[BaseException | None] = []
-    client = client_for(pbx, on_disconnect=lambda c, exc: lost.append(exc))
-    await client.connect()
-    sub = client.events()
-    with caplog.at_level(logging.WARNING, logger="ami_async"):
-        response = await client.send_action("Logoff")
-        assert response["Response"] == "Goodbye"
-        await asyncio.wait_for(_drain(sub), 2)  # the iterator ends: the client closed
-    assert client.closed
-    assert client.reconnects == 0
-    assert lost == []
-    assert not [r for r in caplog.records if "lost" in r.getMessage()]
-
-
-async def _drain(sub: ami_async.Subscription) -> None:
-    async for _ in sub:
-        pass
-
-
-async def test_close_twice_and_concurrently(pbx: FakeAsterisk) -> None:
-    client = client_for(pbx)
-    await client.connect()
-    await asyncio.gather(client.close(), client.close())
-    await client.close()
-    assert client.closed
-    assert [a["Action"] for a in pbx.actions].count("Logoff") == 1
 
 
 def test_the_client_runs_on_uvloop() -> None:
@@ -656,28 +501,6 @@ async def test_log_records_carry_structured_extras(
     await client.close()
 
 
-async def test_confbridge_list_rooms_with_no_conference_is_empty(
-    pbx: FakeAsterisk, ami: Client
-) -> None:
-    # app_confbridge answers "No active conferences." as an error when there are none
-    pbx.script("ConfbridgeListRooms", {"Response": "Error", "Message": "No active conferences."})
-    assert await ami.confbridge_list_rooms() == []
-    pbx.script("ConfbridgeListRooms", {"Response": "Error", "Message": "Permission denied"})
-    with pytest.raises(ActionError, match="Permission denied"):
-        await ami.confbridge_list_rooms()
-
-
-async def test_originate_and_wait_with_call_events_off_fails_fast(pbx: FakeAsterisk) -> None:
-    async with client_for(pbx, events="system,user") as ami:
-        with pytest.raises(ValueError, match="'call' event class"):
-            await ami.originate("Local/100@test", application="Wait", data="1")
-        assert "Originate" not in [a["Action"] for a in pbx.actions]
-        queued = await ami.originate("Local/100@test", application="Wait", data="1", wait=False)
-        assert queued.success
-        await ami.set_events("call")
-        assert (await ami.originate("Local/100@test", application="Wait", data="1")).success
-
-
 async def test_a_subscription_made_by_a_sync_handler_sees_the_rest_of_the_same_read(
     pbx: FakeAsterisk, ami: Client
 ) -> None:
@@ -696,89 +519,3 @@ async def test_a_subscription_made_by_a_sync_handler_sees_the_rest_of_the_same_r
     )
     await asyncio.wait_for(started.wait(), 2)
     assert (await follow[0].get(timeout=2))["Cause"] == "3"
-
-
-# -- review: closing at awkward moments -----------------------------------------------------
-
-
-async def test_close_while_connecting_leaves_no_session(pbx: FakeAsterisk) -> None:
-    hooks: list[str] = []
-    client = Client(
-        "localhost",  # a name to resolve: connect() is still in progress below
-        pbx.port,
-        username="admin",
-        secret=SECRET,
-        ping_interval=None,
-        on_connect=lambda c: hooks.append("connected"),
-    )
-    connecting = asyncio.ensure_future(client.connect())
-    await asyncio.sleep(0)
-    await client.close()  # e.g. a service shutting down during its start-up
-    with pytest.raises(ami_async.AMIConnectionError, match="closed"):
-        await asyncio.wait_for(connecting, 5)
-    assert not client.connected
-    assert hooks == []
-    assert await _no_live_session(pbx)
-
-
-async def _no_live_session(pbx: FakeAsterisk) -> bool:
-    """True once the server has no open session (it notices the close a little later)."""
-    for _ in range(200):
-        if not [s for s in pbx.sessions if not s.closed]:
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
-async def test_close_from_inside_an_async_handler(pbx: FakeAsterisk) -> None:
-    client = client_for(pbx, ping_interval=30)  # the keepalive: a task close() must end
-    await client.connect()
-    closed = asyncio.Event()
-
-    @client.on("Shutdown")
-    async def on_shutdown(ev: Event) -> None:
-        await client.close()
-        closed.set()
-
-    await pbx.emit("Shutdown", Shutdown="Cleanly")
-    await asyncio.wait_for(closed.wait(), 2)  # close() returned (it used to raise there)
-    assert client.closed
-    await client.close()
-    with pytest.raises(ami_async.AMIConnectionError, match="closed"):
-        await client.wait_connected(timeout=1)
-
-
-async def test_a_logoff_that_times_out_does_not_make_a_later_loss_silent(
-    pbx: FakeAsterisk,
-) -> None:
-    lost: list[BaseException | None] = []
-    client = client_for(pbx, on_disconnect=lambda c, exc: lost.append(exc))
-    await client.connect()
-    pbx.script("Logoff")  # never answered
-    with pytest.raises(ActionTimeoutError):
-        await client.send_action("Logoff", timeout=0.1)
-    gone = asyncio.Event()
-    client.add_disconnect_hook(lambda c, exc: gone.set())
-    await pbx.drop()
-    await asyncio.wait_for(gone.wait(), 2)
-    assert lost  # reported as a loss, not taken for the end of a logoff
-    assert not client.closed
-    await client.close(logoff=False)
-
-
-async def test_close_does_not_wait_forever_for_a_peer_that_stopped_reading() -> None:
-    async with deaf_server() as port:
-        client = Client(
-            "127.0.0.1", port, username="u", secret="x", ping_interval=None, events=False
-        )
-        await client.connect()
-        protocol = client._protocol
-        assert protocol is not None
-        big = "x" * 60_000
-        tasks = [
-            asyncio.ensure_future(client.send_action("UserEvent", Body=big, timeout=0.2))
-            for _ in range(100)
-        ]
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.wait_for(client.close(logoff=False), 5)  # bounded, not stuck in flush
-        assert protocol.closed
