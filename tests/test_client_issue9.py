@@ -30,6 +30,7 @@ from ami_async import (
 from ami_async._compat import timeout as _timeout
 from ami_async._login import md5_key
 from ami_async._options import backoff
+from ami_async.protocol import Parser
 from ami_async.testing import FakeAsterisk, make_response, with_action_id
 
 SECRET = "s3cr3t-issue9-value"
@@ -272,8 +273,8 @@ async def test_item14_a_slow_login_and_a_silent_probe_share_one_timeout() -> Non
     ],
 )
 def test_item15_harmful_options_are_refused(option: str, value: Any) -> None:
+    options: dict[str, Any] = {option: value}
     with pytest.raises(ValueError, match=option):
-        options: dict[str, Any] = {option: value}
         Client("127.0.0.1", username="u", secret="x", **options)
 
 
@@ -342,3 +343,37 @@ def test_item21_reference_attributes_have_docstrings() -> None:
     for name in ("ami_version", "banner", "reconnects", "list_completions"):
         member = client.members[name]
         assert member.docstring is not None and member.docstring.value.strip(), name
+
+
+# -- item 6, the client's part: stream() waits honour cancellation -----------------------------
+
+
+async def test_item6_cancelled_stream_wait_is_always_honoured(pbx: FakeAsterisk) -> None:
+    """An item and a cancel landing in the same loop iteration: the cancel wins (3.10 and
+    3.11 ``asyncio.wait_for`` returned the item instead)."""
+
+    async def opened(session: Any, action: Any) -> None:  # the items come from the test
+        await session.send(make_response(action, "Success", EventList="start"))
+
+    pbx.on_action("SilentList", opened)
+    swallowed = cancels = 0
+    async with client_for(pbx.host, pbx.port, ping_interval=None) as ami:
+        for i in range(150):
+            items = ami.stream("SilentList", timeout=5)
+            first = asyncio.ensure_future(anext(items))  # type: ignore[arg-type]
+            await until(lambda: any(p.response for p in ami._dispatcher.pending.values()))
+            (action_id,) = ami._dispatcher.pending
+            for _ in range(i % 3):
+                await asyncio.sleep(0)
+            item = f"Event: TestItem\r\nActionID: {action_id}\r\nN: {i}\r\n\r\n".encode()
+            ami._dispatcher.feed(Parser(expect_banner=False).feed(item))
+            cancelled = first.cancel()
+            cancels += cancelled
+            try:
+                await first
+                swallowed += cancelled
+            except asyncio.CancelledError:
+                assert cancelled
+            await items.aclose()  # type: ignore[attr-defined]
+        assert ami.pending_actions == 0
+    assert cancels and swallowed == 0, f"{swallowed} of {cancels} cancellations swallowed"
