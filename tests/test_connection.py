@@ -83,3 +83,28 @@ def test_redact_hides_secret_always_and_key_only_in_md5_logins() -> None:
     assert b"0123abcd" not in redact(md5)
     dbget = b"Action: DBGet\r\nFamily: f\r\nKey: visible\r\n\r\n"
     assert redact(dbget) == dbget
+
+
+async def test_item2_every_read_even_a_partial_frame_proves_the_link_alive() -> None:
+    """The keepalive's clock: `received_at` moves on any bytes, complete frames or not."""
+    proto, _, batches = make_protocol()
+    created = proto.received_at
+    await asyncio.sleep(0.01)
+    proto.data_received(b"Asterisk Call Manager/11.0.0\r\nEvent: Half")
+    first = proto.received_at
+    assert first > created
+    await asyncio.sleep(0.01)
+    proto.data_received(b"wayThrough\r\n")  # still no complete message
+    assert proto.received_at > first
+    assert batches == []
+
+
+async def test_shut_cancelled_aborts_instead_of_leaving_the_socket_open() -> None:
+    proto, transport, _ = make_protocol()
+    transport.close = lambda: None  # type: ignore[method-assign]  # a close that lingers
+    task = asyncio.ensure_future(proto.shut(grace=30))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert transport.closed  # aborted
