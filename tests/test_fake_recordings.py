@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_testing import RawClient
+from _fake_client import RawClient
 
 from ami_async.message import Message
 from ami_async.protocol import Parser

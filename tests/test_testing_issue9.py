@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from test_testing import RawClient
+from _fake_client import RawClient
 
 import ami_async
 from ami_async.message import Message
