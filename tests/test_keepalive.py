@@ -82,44 +82,34 @@ async def test_item2_frozen_server_with_an_ordinary_action_in_flight_is_detected
         assert (await ami.ping()).success
 
 
-async def test_item2_sync_originate_longer_than_action_timeout_keeps_a_slow_but_alive_link(
-    pbx: FakeAsterisk,
+@pytest.mark.parametrize(
+    ("action", "headers"),
+    [
+        # A synchronous Originate (no Async): blocking by its nature.
+        ("Originate", {"Channel": "Local/1@x", "Application": "Wait"}),
+        # Any action the caller marks as blocking.
+        ("SlowThing", {"blocking": True}),
+    ],
+)
+async def test_item2_blocking_action_longer_than_action_timeout_keeps_a_slow_but_alive_link(
+    pbx: FakeAsterisk, action: str, headers: dict[str, Any]
 ) -> None:
-    """A synchronous Originate with its own timeout above action_timeout: the Ping waits."""
+    """A sync Originate with timeout=60 and action_timeout=30, scaled down: the Ping
+    waits for the blocking action up to its own timeout, not action_timeout."""
 
-    async def ringing(session: Any, action: Any) -> Any:
+    async def busy(session: Any, frame: Any) -> Any:
         await asyncio.sleep(2.0)  # Asterisk's session is busy: nothing is sent meanwhile
-        return make_response(action, "Success", Message="Originate successfully queued")
+        return make_response(frame, "Success", Message="done")
 
-    pbx.on_action("Originate", ringing)
+    pbx.on_action(action, busy)
     links = Links()
     client = client_for(
         pbx.host, pbx.port, links, action_timeout=0.5, ping_interval=0.1, ping_timeout=0.3
     )
     async with client as ami:
-        response = await ami.send_action(
-            "Originate", Channel="Local/1@x", Application="Wait", timeout=10
-        )
-        assert response["Message"] == "Originate successfully queued"
-        assert ami.connected and ami.reconnects == 0 and links.lost == []
-
-
-async def test_item2_blocking_true_marks_any_action_as_one_the_ping_waits_behind(
-    pbx: FakeAsterisk,
-) -> None:
-    async def slow(session: Any, action: Any) -> Any:
-        await asyncio.sleep(1.5)
-        return make_response(action, "Success", Message="done")
-
-    pbx.on_action("SlowThing", slow)
-    links = Links()
-    client = client_for(
-        pbx.host, pbx.port, links, action_timeout=0.5, ping_interval=0.1, ping_timeout=0.3
-    )
-    async with client as ami:
-        response = await ami.send_action("SlowThing", blocking=True, timeout=10)
+        response = await ami.send_action(action, timeout=10, **headers)
         assert response["Message"] == "done"
-        assert ami.reconnects == 0 and links.lost == []
+        assert ami.connected and ami.reconnects == 0 and links.lost == []
 
 
 async def test_item2_frozen_server_with_a_blocking_action_is_detected_after_its_own_timeout(
