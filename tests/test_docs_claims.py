@@ -205,3 +205,13 @@ async def test_fake_answers_every_action_the_testing_guide_lists() -> None:
                 continue  # the client's own login; logging off would end the test
             resp = await ami.send_action(name, check=False)
             assert "Invalid/unknown command" not in (resp.message or ""), name
+
+
+def test_testing_guide_lists_the_lab_users_as_the_fake_knows_them() -> None:
+    users = FakeAsterisk().accounts  # the defaults: the lab's users
+    page = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    table = page.split("### Users", 1)[1].split("\n\n")[2]
+    pairs = dict(re.findall(r"`(\w+)` / `(\w+)`", table))
+    assert pairs == {name: user.secret for name, user in users.items()}
+    assert users["monitor"].write == "" and users["callonly"].read == "call"
+    assert users["single"].allow_multiple_login is False
