@@ -1,6 +1,6 @@
 """An aiohttp service that owns one AMI client for the whole process.
 
-A ``cleanup_ctx`` connects one :class:`ami_async.Client` at start-up and closes
+A ``cleanup_ctx`` connects one `ami_async.Client` at start-up and closes
 it at cleanup; every request shares it. The same endpoints as
 ``fastapi_app.py``:
 
@@ -98,7 +98,7 @@ class CallRequest:
 
     @classmethod
     def from_json(cls, body: object) -> CallRequest:
-        """Validate a decoded JSON body (raises :class:`BadRequest` with the reason)."""
+        """Validate a decoded JSON body (raises `BadRequest` with the reason)."""
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         unknown = set(body) - set(cls.__dataclass_fields__)

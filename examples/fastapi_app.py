@@ -1,6 +1,6 @@
 """A FastAPI service that owns one AMI client for the whole process.
 
-The lifespan connects one :class:`ami_async.Client` at start-up and closes it at
+The lifespan connects one `ami_async.Client` at start-up and closes it at
 shutdown; every request shares it (one AMI connection carries any number of
 concurrent actions, each answer routed back by ActionID).
 

@@ -1,8 +1,8 @@
 """A call-queue wallboard: callers waiting and agents available or busy, per queue, live.
 
-:class:`WallBoard` is pure state: ``board.apply(event)`` folds in one AMI event
+`WallBoard` is pure state: ``board.apply(event)`` folds in one AMI event
 and says whether anything shown changed; ``board.render()`` draws the board.
-:func:`follow` keeps one up to date from a client: it subscribes to the queue
+`follow` keeps one up to date from a client: it subscribes to the queue
 events, seeds the board from ``QueueStatus``, then applies every event,
 calling ``on_change`` (by default: print the board) after each change::
 

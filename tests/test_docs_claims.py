@@ -21,9 +21,9 @@ SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|exc|mod|data|obj|con
 
 
 def docstrings() -> list[tuple[str, int, str]]:
-    """Every docstring of the package, attribute docstrings included: (file, line, text)."""
+    """Every docstring of the package and the examples, attribute docstrings too."""
     found = []
-    for path in sorted((ROOT / "ami_async").rglob("*.py")):
+    for path in sorted([*(ROOT / "ami_async").rglob("*.py"), *(ROOT / "examples").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             body = getattr(node, "body", None)
             if not isinstance(body, list):
