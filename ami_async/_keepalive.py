@@ -99,7 +99,9 @@ class Keepalive:
         self.blocking: dict[Pending, float] = {}
 
     def _blockers(self) -> list[Pending]:
-        return [p for p in self.blocking if not p.future.done()]
+        """The blocking actions still in flight and within their deadline."""
+        now = time.monotonic()
+        return [p for p, until in self.blocking.items() if until > now and not p.future.done()]
 
     async def watch(self, protocol: AMIProtocol) -> str | None:
         """Return why ``protocol``'s link is dead, or ``None`` once it is closed."""

@@ -116,8 +116,10 @@ class SenderMixin:
         """
         loop = asyncio.get_running_loop()
         handle = loop.call_later(timeout, self._expire, pending, timeout)
+        deadline = time.monotonic() + timeout
         if blocking:
-            self._watch.blocking[pending] = time.monotonic() + timeout
+            self._watch.blocking[pending] = deadline
+        written = False
         try:
             if protocol._paused:
                 drain = asyncio.ensure_future(protocol.drain())
@@ -132,12 +134,43 @@ class SenderMixin:
                     return pending.future.result()  # raises the timeout
                 drain.result()
             protocol.write(data)
+            written = True
             return await pending.future
         finally:
             handle.cancel()
-            if blocking:
-                self._watch.blocking.pop(pending, None)
+            if blocking and written and pending.future.cancelled() and not protocol.closed:
+                # The caller gave up, but Asterisk's session stays busy with it.
+                self._keep_blocking(pending, deadline)
+            else:
+                if blocking:
+                    self._watch.blocking.pop(pending, None)
+                self._dispatcher.discard(pending)
+
+    def _keep_blocking(self, pending: Pending, deadline: float) -> None:
+        """Keep a cancelled blocking action in flight until its late answer or its deadline.
+
+        The keepalive still expects silence meanwhile; the late answer (or the
+        deadline) ends it and removes it from the table.
+        """
+        loop = asyncio.get_running_loop()
+        late: asyncio.Future[Response] = loop.create_future()
+        pending.future = late
+
+        def expire() -> None:
+            if not late.done():
+                late.cancel()
+
+        handle = loop.call_at(loop.time() + max(deadline - time.monotonic(), 0.0), expire)
+
+        def done(_: asyncio.Future[Response]) -> None:
+            handle.cancel()
+            if not late.cancelled():
+                late.exception()  # retrieved: nobody awaits it any more
+            self._watch.blocking.pop(pending, None)
             self._dispatcher.discard(pending)
+
+        late.add_done_callback(done)
+        self._watch.blocking[pending] = deadline
 
     def _expire(self, pending: Pending, timeout: float) -> None:
         """The timer of an action: no (complete) answer in time."""
