@@ -18,7 +18,7 @@ import logging
 import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from ._compat import timeout as _timeout
 from ._keepalive import Keepalive
@@ -44,6 +44,10 @@ from .protocol import DEFAULT_MAX_FRAME_SIZE
 __all__ = ["Client", "connect"]
 
 logger = logging.getLogger("ami_async")
+
+#: Seconds `Client.close` waits for the tasks it cancelled (handlers, hooks)
+#: before leaving the stubborn ones behind with a WARNING naming them.
+CLOSE_GRACE: Final = 2.0
 
 ConnectHook = Callable[["Client"], "Awaitable[None] | None"]
 DisconnectHook = Callable[["Client", "BaseException | None"], "Awaitable[None] | None"]
@@ -436,6 +440,12 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         later ``close()`` waits for it).
         """
         closing = self._closing
+        current = asyncio.current_task()
+        if closing is not None and not closing.done() and current in self._tasks:
+            # One of the client's own tasks (a handler or hook in its cancel
+            # cleanup): the teardown waits for it, so it must not wait for the teardown.
+            self._shut_now()
+            return
         if closing is None or (closing.done() and closing.cancelled()):
             # Only the first close() logs off; a teardown cut short is finished.
             self._spare = asyncio.current_task()
@@ -461,7 +471,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         try:
             tasks = [t for t in self._tasks if t is not spare]
             if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await self._await_tasks(tasks)
             if protocol is not None:
                 await protocol.shut(grace=1.0)
         except BaseException:
@@ -470,6 +480,22 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
             raise
         finally:
             self._wake_state_waiters()
+
+    async def _await_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Wait up to `CLOSE_GRACE` seconds for the cancelled tasks; log those that outlive it."""
+        done, late = await asyncio.wait(tasks, timeout=CLOSE_GRACE)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: the task was ours to end
+        if late:
+            names = ", ".join(sorted(task.get_name() for task in late))
+            logger.warning(
+                "close(): %d task(s) still running %s s after their cancel, left behind: %s",
+                len(late),
+                CLOSE_GRACE,
+                names,
+                extra=self._log_extra,
+            )
 
     def _shut_now(self) -> AMIProtocol | None:
         """The part of closing that cannot wait: everything stops at once. Idempotent.

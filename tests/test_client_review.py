@@ -6,11 +6,14 @@ Bounds are hang checks ("within N seconds"), never benchmarks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from _client import SECRET
+import pytest
+from _client import SECRET, ami, pbx
 
-from ami_async import Client
+import ami_async.client as client_module
+from ami_async import Client, Event
 from ami_async._compat import timeout as _timeout
 from ami_async.testing import FakeAsterisk, make_response
 
@@ -51,3 +54,56 @@ async def test_review1_cancelled_blocking_action_keeps_the_keepalive_waiting() -
             async with _timeout(5):
                 while ami._dispatcher.pending or ami._watch.blocking:
                     await asyncio.sleep(0.05)
+
+
+async def test_review2_handler_that_awaits_close_in_its_cancel_cleanup_does_not_deadlock(
+    ami: Client, pbx: FakeAsterisk
+) -> None:
+    """The teardown waits for the handler, which waits for close(): one of the
+    client's own tasks must not wait for the teardown."""
+    started = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await ami.close()  # "make sure we are shut down" on the way out
+            raise
+
+    ami.on("UserEvent")(handler)
+    await pbx.emit("UserEvent", UserEvent="x")
+    async with _timeout(5):
+        await started.wait()
+    async with _timeout(10):  # a hang check: it deadlocked before
+        await ami.close()
+    assert ami.closed
+
+
+async def test_review2_close_waits_a_bounded_grace_for_a_stubborn_handler(
+    ami: Client, pbx: FakeAsterisk, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """A handler whose cancel cleanup takes 30 s: close() returns after the grace and
+    names the task it left behind."""
+    monkeypatch.setattr(client_module, "CLOSE_GRACE", 0.2)
+    started = asyncio.Event()
+
+    async def stubborn(event: Event) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(30)  # a slow flush
+
+    ami.on("UserEvent")(stubborn)
+    await pbx.emit("UserEvent", UserEvent="x")
+    async with _timeout(5):
+        await started.wait()
+    with caplog.at_level(logging.WARNING, logger="ami_async"):
+        async with _timeout(10):  # a hang check: it waited the full 30 s before
+            await ami.close()
+    assert ami.closed and ami._protocol is None
+    assert any("left behind" in r.getMessage() for r in caplog.records)
+    for task in list(ami._tasks):
+        task.cancel()
+    await asyncio.gather(*ami._tasks, return_exceptions=True)
