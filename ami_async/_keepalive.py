@@ -47,6 +47,9 @@ BLOCKING_ACTIONS: Final = frozenset(
     }
 )
 
+#: The largest TCP_KEEPIDLE / TCP_KEEPINTVL Linux accepts (seconds).
+_TCP_MAX_SECONDS: Final = 32767
+
 _TRUE: Final = frozenset({"yes", "true", "y", "t", "1", "on"})
 
 
@@ -74,11 +77,20 @@ def tcp_keepalive(protocol: AMIProtocol, interval: float, timeout: float) -> Non
     sock = protocol.transport.get_extra_info("socket")
     if sock is None:
         return
-    with contextlib.suppress(OSError, AttributeError):
+    # Best effort: a platform without these options (or refusing a value) keeps
+    # the AMI keepalive alone.
+    with contextlib.suppress(OSError, AttributeError, OverflowError, TypeError, ValueError):
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE, max(1, int(interval)))
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL, max(1, int(timeout)))
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE, _tcp_seconds(interval))
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL, _tcp_seconds(timeout))
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPCNT, 3)
+
+
+def _tcp_seconds(value: float) -> int:
+    """``value`` in the kernel's range for TCP keepalive times (1..32767 s on Linux)."""
+    if value != value:  # nan
+        return _TCP_MAX_SECONDS
+    return max(1, min(_TCP_MAX_SECONDS, int(min(value, _TCP_MAX_SECONDS))))
 
 
 class Keepalive:

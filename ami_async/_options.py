@@ -2,58 +2,79 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Final
 
-__all__ = ["backoff", "check_options", "event_mask"]
+__all__ = ["FLOORS", "OPTIONS", "backoff", "check_option", "check_options", "event_mask", "seconds"]
 
 #: Above this the delay is ``reconnect_max_delay`` anyway (2.0 ** 64 > any sane ratio).
 _MAX_EXPONENT: Final = 64
 
 
-def _seconds(label: str, value: object, *, zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (value >= 0 if zero else value > 0):  # type: ignore[operator]
-        what = "zero or a positive" if zero else "a positive"
-        raise ValueError(f"{label} must be {what} number of seconds, not {value!r}")
+#: The least values of the options that would otherwise flood the server or
+#: the client (a Ping storm, a reconnect storm); seconds.
+FLOORS: Final = {
+    "ping_interval": 0.05,
+    "ping_timeout": 0.05,
+    "reconnect_delay": 0.001,
+    "reconnect_max_delay": 0.001,
+}
+
+#: The least frame a parser accepts (bytes).
+MIN_FRAME_SIZE: Final = 64
+
+_COUNTS: Final = {
+    "reconnect_max_attempts": 1,
+    "max_auth_failures": 1,
+    "max_frame_size": MIN_FRAME_SIZE,
+    "event_queue_size": 1,
+}
+
+#: The options `check_option` knows.
+OPTIONS: Final = frozenset(
+    {"timeout", "action_timeout", "boot_timeout", "ping_interval", *FLOORS, *_COUNTS}
+)
 
 
-def check_options(
-    *,
-    timeout: float,
-    action_timeout: float,
-    reconnect_delay: float,
-    reconnect_max_delay: float,
-    reconnect_max_attempts: int | None,
-    max_auth_failures: int,
-    ping_interval: float | None,
-    ping_timeout: float,
-    boot_timeout: float,
-    max_frame_size: int,
-    event_queue_size: int,
-) -> None:
-    """Raise `ValueError` for a value that would harm the client (a clear message each)."""
-    _seconds("timeout", timeout)
-    _seconds("action_timeout", action_timeout)
-    _seconds("reconnect_delay", reconnect_delay)
-    _seconds("reconnect_max_delay", reconnect_max_delay)
-    if ping_interval is not None:
-        if isinstance(ping_interval, (int, float)) and ping_interval == 0:
-            raise ValueError("ping_interval must be positive; ping_interval=None turns it off")
-        _seconds("ping_interval", ping_interval)
-    _seconds("ping_timeout", ping_timeout)
-    _seconds("boot_timeout", boot_timeout, zero=True)
-    for label, count, least in (
-        ("reconnect_max_attempts", reconnect_max_attempts, 1),
-        ("max_auth_failures", max_auth_failures, 1),
-        ("max_frame_size", max_frame_size, 1),
-        ("event_queue_size", event_queue_size, 1),
+def seconds(label: str, value: object, *, zero: bool = False) -> float:
+    """``value`` as a timeout: a finite positive (or, with ``zero``, zero) number of
+    seconds, not a bool; else `ValueError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not (value >= 0 if zero else value > 0)
     ):
-        if count is None and label == "reconnect_max_attempts":
-            continue  # no limit
-        if not isinstance(count, int) or isinstance(count, bool) or count < least:
-            hint = " (None: no limit; reconnect=False: none)" if label.startswith("rec") else ""
-            raise ValueError(f"{label} must be an integer of at least {least}{hint}, not {count!r}")
+        what = "zero or a finite positive" if zero else "a finite positive"
+        raise ValueError(f"{label} must be {what} number of seconds, not {value!r}")
+    return float(value)
+
+
+def check_option(name: str, value: object) -> None:
+    """Raise `ValueError` if ``value`` would harm the client as option ``name``."""
+    if name == "ping_interval" and value is None:
+        return  # the keepalive is off
+    if name == "reconnect_max_attempts" and value is None:
+        return  # no limit
+    if name in _COUNTS:
+        least = _COUNTS[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            hint = " (None: no limit; reconnect=False: none)" if name.startswith("rec") else ""
+            raise ValueError(f"{name} must be an integer of at least {least}{hint}, not {value!r}")
+        return
+    if name == "ping_interval" and isinstance(value, (int, float)) and value == 0:
+        raise ValueError("ping_interval must be positive; ping_interval=None turns it off")
+    number = seconds(name, value, zero=name == "boot_timeout")
+    floor = FLOORS.get(name)
+    if floor is not None and number < floor:
+        raise ValueError(f"{name} must be at least {floor} s, not {value!r}")
+
+
+def check_options(**options: object) -> None:
+    """Raise `ValueError` for a value that would harm the client (a clear message each)."""
+    for name, value in options.items():
+        check_option(name, value)
 
 
 def backoff(attempt: int, delay: float, max_delay: float) -> float:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from ._compat import timeout as _timeout
 from ._keepalive import Keepalive, blocks_session
+from ._options import seconds
 from .connection import AMIProtocol
 from .dispatch import Dispatcher, EventList, Pending
 from .errors import ActionTimeoutError, ConnectionLostError, InvalidActionError
@@ -47,9 +48,7 @@ class SenderMixin:
         """The timeout of one action: ``timeout``, or the client's ``action_timeout``."""
         if timeout is None:
             return self.action_timeout
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        return float(timeout)
+        return seconds("timeout", timeout)
 
     def _next_action_id(self) -> str:
         return f"{self._id_prefix}-{next(self._counter)}"
@@ -345,15 +344,18 @@ class SenderMixin:
         *,
         timeout: float | None = None,
         complete_event: str | None = None,
+        blocking: bool | None = None,
         **headers: HeaderValue,
     ) -> AsyncIterator[Event]:
         """Send a list action and yield its items as they arrive: ``async for item in ...``.
 
         The action is sent when the loop starts. ``timeout`` bounds each wait
         for the next item (and the response). Leaving the loop early forgets
-        the action; late items are dropped.
+        the action; late items are dropped. ``blocking`` is as for
+        `send_action`: the keepalive then expects silence during each wait,
+        up to ``timeout``.
         """
-        return self._stream(name, headers, timeout, complete_event)
+        return self._stream(name, headers, timeout, complete_event, blocking)
 
     async def _stream(
         self,
@@ -361,7 +363,12 @@ class SenderMixin:
         headers: Mapping[str, HeaderValue],
         timeout: float | None,
         complete_event: str | None,
+        blocking: bool | None = None,
     ) -> AsyncIterator[Event]:
+        # Validated before anything is registered: a refused timeout leaks nothing.
+        wait = self._budget(timeout)
+        if blocking is None:
+            blocking = blocks_session(name, headers)
         pending, data, protocol = self._prepare(
             self._live(),
             name,
@@ -371,7 +378,6 @@ class SenderMixin:
             complete_event=complete_event,
             streaming=True,
         )
-        wait = self._budget(timeout)
         loop = asyncio.get_running_loop()
         try:
             try:
@@ -392,6 +398,8 @@ class SenderMixin:
                         yield items.popleft()
                     return
                 waiter = pending.stream_waiter = loop.create_future()
+                if blocking:
+                    self._watch.blocking[pending] = time.monotonic() + wait
                 try:
                     async with _timeout(wait):
                         await waiter
@@ -403,4 +411,5 @@ class SenderMixin:
                 finally:
                     pending.stream_waiter = None
         finally:
+            self._watch.blocking.pop(pending, None)
             self._dispatcher.discard(pending)

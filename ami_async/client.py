@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 from ._compat import timeout as _timeout
 from ._keepalive import Keepalive
 from ._login import LoginMixin, is_credential_refusal
-from ._options import backoff, check_options, event_mask
+from ._options import OPTIONS, backoff, check_option, check_options, event_mask, seconds
 from ._subscribing import SubscriberMixin
 from .actions import ActionsMixin
 from .connection import AMIProtocol
@@ -216,7 +216,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
 
         ``TimeoutError`` after ``timeout`` seconds (default: the connect timeout).
         """
-        deadline = self.timeout if timeout is None else timeout
+        deadline = self.timeout if timeout is None else seconds("timeout", timeout, zero=True)
         loop = asyncio.get_running_loop()
         try:
             async with _timeout(deadline):
@@ -250,6 +250,11 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in OPTIONS:
+            check_option(name, value)  # a running client is as safe as a new one
+        super().__setattr__(name, value)
 
     # -- tasks -----------------------------------------------------------------------
 

@@ -6,54 +6,63 @@ Bounds are hang checks ("within N seconds"), never benchmarks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from _client import SECRET, ami, pbx
+from test_client_issue9 import until
 
 import ami_async.client as client_module
 from ami_async import Client, Event
 from ami_async._compat import timeout as _timeout
 from ami_async.testing import FakeAsterisk, make_response
 
+__all__ = ["ami", "pbx"]  # fixtures (tests/_client.py)
 
-async def test_review1_cancelled_blocking_action_keeps_the_keepalive_waiting() -> None:
-    """The caller gives up on a blocking action (a timeout around it), but Asterisk's
-    session stays busy with it: the keepalive must still expect silence until the
-    late answer (or the action's own deadline), not drop a healthy link."""
+
+@contextlib.asynccontextmanager
+async def busy_session(action: str) -> AsyncIterator[tuple[FakeAsterisk, Client, list[Any]]]:
+    """A server whose `action` keeps the session busy (silent) for 2 s, and a client
+    with a quick keepalive; yields them and the list of its disconnects."""
 
     async def busy(session: Any, frame: Any) -> Any:
         await asyncio.sleep(2.0)  # the session is busy: the Ping queues behind it
         return make_response(frame, "Success", Output="done")
 
-    lost: list[BaseException | None] = []
-    async with FakeAsterisk() as pbx:
-        pbx.on_action("Command", busy)
+    lost: list[Any] = []
+    async with FakeAsterisk() as server:
+        server.on_action(action, busy)
         client = Client(
-            pbx.host,
-            pbx.port,
+            server.host,
+            server.port,
             username="admin",
             secret=SECRET,
             ping_interval=0.1,
             ping_timeout=0.3,
             on_disconnect=lambda c, exc: lost.append(exc),
         )
-        async with client as ami:
-            task = asyncio.ensure_future(
-                ami.send_action("Command", Command="core reload", timeout=10)
-            )
-            await asyncio.sleep(0.2)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            async with _timeout(10):
-                response = await ami.send_action("Getvar", Variable="X", timeout=8)
-            assert response.success
-            assert lost == [] and ami.reconnects == 0
-            # The late answer came and removed the action from the table.
-            async with _timeout(5):
-                while ami._dispatcher.pending or ami._watch.blocking:
-                    await asyncio.sleep(0.05)
+        async with client:
+            yield server, client, lost
+
+
+async def test_review1_cancelled_blocking_action_keeps_the_keepalive_waiting() -> None:
+    """The caller gives up on a blocking action (a timeout around it), but Asterisk's
+    session stays busy with it: the keepalive must still expect silence until the
+    late answer (or the action's own deadline), not drop a healthy link."""
+    async with busy_session("Command") as (_, ami, lost):
+        task = asyncio.ensure_future(ami.send_action("Command", Command="core reload", timeout=10))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        async with _timeout(10):
+            response = await ami.send_action("Getvar", Variable="X", timeout=8)
+        assert response.success
+        assert lost == [] and ami.reconnects == 0
+        # The late answer came and removed the action from the table.
+        await until(lambda: not ami._dispatcher.pending and not ami._watch.blocking, 5)
 
 
 async def test_review2_handler_that_awaits_close_in_its_cancel_cleanup_does_not_deadlock(
@@ -107,3 +116,16 @@ async def test_review2_close_waits_a_bounded_grace_for_a_stubborn_handler(
     for task in list(ami._tasks):
         task.cancel()
     await asyncio.gather(*ami._tasks, return_exceptions=True)
+
+
+async def test_review7_stream_takes_blocking_and_sends_no_such_header() -> None:
+    """stream(blocking=True) used to send a `blocking: true` header to Asterisk and
+    leave the keepalive unaware of a list whose server stays silent for long."""
+    async with busy_session("SlowList") as (server, ami, lost):
+        async with _timeout(10):
+            items = [e async for e in ami.stream("SlowList", timeout=8, blocking=True)]
+        assert items == []
+        frame = await server.wait_for_action("SlowList")
+        assert frame.get("blocking") is None
+        assert lost == [] and ami.reconnects == 0
+        assert not ami._watch.blocking
