@@ -442,12 +442,35 @@ def test_bad_arguments_are_refused() -> None:
         FaultProxy("127.0.0.1", 5038, max_held=0)
 
 
+@pytest.mark.parametrize("rate", [float("nan"), float("inf")])
+def test_item10_throttle_refuses_a_rate_that_is_not_finite(rate: float) -> None:
+    # throttle(nan) used to be taken: the pipe task died, the link neither forwarded nor closed.
+    with pytest.raises(ValueError, match="bytes_per_second"):
+        FaultProxy("127.0.0.1", 5038).throttle(rate)
+
+
+@pytest.mark.parametrize("size", [0.5, float("nan"), float("inf")])
+def test_item10_fragment_refuses_a_size_below_one_byte_or_not_finite(size: float) -> None:
+    # fragment(0.5) used to be taken: 0-byte pieces forever, nothing delivered, 100% CPU.
+    with pytest.raises(ValueError, match="size"):
+        FaultProxy("127.0.0.1", 5038).fragment(size)  # type: ignore[arg-type]
+
+
 # -- waiting and closing ------------------------------------------------------------------
 
 
 async def test_wait_until_times_out(proxy: FaultProxy) -> None:
     with pytest.raises(TimeoutError):
         await proxy.wait_until(lambda: proxy.active_connections == 5, timeout=0.05)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0])
+async def test_item6_wait_until_refuses_a_timeout_that_is_not_finite_or_negative(
+    proxy: FaultProxy, timeout: float
+) -> None:
+    # A nan timeout used to reach the event loop's scheduler and kill the loop (3.10, 3.13).
+    with pytest.raises(ValueError, match="timeout"):
+        await within(proxy.wait_until(lambda: False, timeout=timeout))
 
 
 async def test_close_ends_every_connection_and_task(backend: Backend) -> None:

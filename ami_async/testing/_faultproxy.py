@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -161,8 +162,11 @@ class FaultProxy:
         """Wait until ``predicate()`` is true, re-checked whenever the proxy's state changes.
 
         For instance ``await proxy.wait_until(lambda: proxy.active_connections == 1)``
-        or ``lambda: proxy.held_bytes("to_client") >= 10``. Raises ``TimeoutError``.
+        or ``lambda: proxy.held_bytes("to_client") >= 10``. Raises ``TimeoutError``
+        (``ValueError`` for a ``timeout`` that is negative or not finite).
         """
+        if not (math.isfinite(timeout) and timeout >= 0):
+            raise ValueError(f"timeout must be a finite number of seconds >= 0: {timeout!r}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not predicate():
@@ -305,7 +309,9 @@ class FaultProxy:
 
     def throttle(self, bytes_per_second: float | None, direction: Direction = "both") -> None:
         """Limit ``direction`` to ``bytes_per_second`` (``None`` or 0 turns it off)."""
-        if bytes_per_second is not None and bytes_per_second < 0:
+        if bytes_per_second is not None and not (
+            math.isfinite(bytes_per_second) and bytes_per_second >= 0
+        ):
             raise ValueError("bytes_per_second must be positive (or None/0 for no limit)")
         rate = float(bytes_per_second) if bytes_per_second else None
         for way in _directions(direction):
@@ -326,7 +332,7 @@ class FaultProxy:
         piece is written on its own and a receiver on the same event loop reads
         it on its own: the way a frame split across TCP segments arrives.
         """
-        if size is not None and size < 0:
+        if size and not (math.isfinite(size) and size >= 1):
             raise ValueError("size must be at least 1 (or None/0 for no fragmenting)")
         for way in _directions(direction):
             if not size:

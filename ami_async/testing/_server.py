@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
+import math
 import os
 import ssl as _ssl
 import time
@@ -35,6 +37,26 @@ from ._wire import (
 )
 
 logger = logging.getLogger("ami_async.testing")
+
+# How long closing waits for output a client has not read yet (then the socket is aborted).
+_CLOSE_GRACE = 1.0
+
+
+async def _stop_accepting(server: asyncio.Server) -> None:
+    """Stop accepting, then let connections already accepted get their transport.
+
+    ``Server.close()`` right after the loop accepted a socket but before it made
+    its transport leaves that socket open and unserved (CPython 3.10 to 3.13): the
+    client gets neither banner nor close. With the listening socket no longer read,
+    two loop iterations let those transports be made (and their sessions refused);
+    connections still in the backlog are reset when ``close()`` closes the socket.
+    """
+    loop = asyncio.get_running_loop()
+    for sock in server.sockets:
+        with contextlib.suppress(NotImplementedError):  # loops without add_reader
+            loop.remove_reader(sock.fileno())
+    for _ in range(2):
+        await asyncio.sleep(0)
 
 
 # -- the server -------------------------------------------------------------------------
@@ -84,21 +106,22 @@ class FakeAsterisk:
     ) -> None:
         if command_format not in ("modern", "legacy"):
             raise ValueError(f"command_format must be 'modern' or 'legacy': {command_format!r}")
-        #: The bound address once started.
         self.host = host
+        """The bound address once started."""
         self.port = port
+        """The bound port once started (``port=0`` picks a free one)."""
         given = dict(users) if users is not None else dict(LAB_USERS)
-        #: Each user's manager.conf entry (`FakeUser`: read/write classes, multiple logins).
         self.accounts: dict[str, FakeUser] = {
             name: user if isinstance(user, FakeUser) else FakeUser(user)
             for name, user in given.items()
         }
-        #: `{username: secret}` accepted by Login (plain and MD5); the first is the one
-        #: the pytest plugin and the CLI use.
+        """Each user's manager.conf entry (`FakeUser`: read/write classes, multiple logins)."""
         self.users: dict[str, str] = {name: user.secret for name, user in self.accounts.items()}
-        #: manager.conf `brokeneventsaction = yes`: `Events` with an all-events mask or
-        #: with no valid mask gets no answer at all (broken_events_action.bin).
+        """``{username: secret}`` accepted by Login (plain and MD5); the first is the one
+        the pytest plugin and the CLI use."""
         self.broken_events_action = broken_events_action
+        """manager.conf ``brokeneventsaction = yes``: ``Events`` with an all-events mask or
+        with no valid mask gets no answer at all (broken_events_action.bin)."""
         self._booting = False
         self._boot_task: asyncio.Task[None] | None = None
         self.version = version
@@ -106,12 +129,18 @@ class FakeAsterisk:
         self.auth_failure_delay = auth_failure_delay
         self.fully_booted = fully_booted
         self.ssl = ssl
-        #: Open sessions, most recent last.
         self.sessions: list[FakeSession] = []
-        #: Every frame received by any session, in order (a log for assertions).
+        """Open sessions, most recent last."""
         self.actions: list[Message] = []
+        """Every frame received by any session, in order (a log for assertions)."""
         self._banner = banner
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
+        # Bumped whenever listening stops: a connection accepted by an older server is
+        # aborted when its session would start (it raced close() or restart()).
+        self._generation = 0
+        self._closed = False
+        self._restart_lock = asyncio.Lock()
+        self._wake_restart: asyncio.Event | None = None
         self._handlers: dict[str, ActionHandler] = {}
         self._cli: dict[str, str] = {}
         self._stalled = False
@@ -133,15 +162,22 @@ class FakeAsterisk:
         """Bind and listen; afterwards ``host``/``port`` hold the bound address."""
         if self._server is not None:
             raise RuntimeError("FakeAsterisk is already started")
+        self._closed = False
         self._builtins.started = time.time()
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, ssl=self.ssl
-        )
+        await self._listen()
+        assert self._server is not None
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = str(sockname[0]), int(sockname[1])
 
     async def close(self) -> None:
-        """Close every session (after its pending output) and stop listening."""
+        """Close every session (after its pending output) and stop listening.
+
+        Output a client does not read is given up after a second. A `restart` in
+        progress ends without listening again.
+        """
+        self._closed = True
+        if self._wake_restart is not None:
+            self._wake_restart.set()
         boot, self._boot_task = self._boot_task, None
         if boot is not None:
             boot.cancel()
@@ -150,23 +186,38 @@ class FakeAsterisk:
             await self._sim.close()
         await self._stop_listening()
 
+    async def _listen(self) -> None:
+        accept = functools.partial(self._on_connect, generation=self._generation)
+        self._server = await asyncio.start_server(accept, self.host, self.port, ssl=self.ssl)
+
     async def _stop_listening(self) -> None:
         """Stop the server and end every session, their tasks included."""
+        self._generation += 1
         server, self._server = self._server, None
         if server is not None:
+            await _stop_accepting(server)
             server.close()
         sessions = list(self.sessions)
         for session in sessions:
             session._held.clear()
             session._close_now()
         await self._cancel_tasks(sessions)
+        # Pending output gets a second (together), as a client that stopped reading
+        # would otherwise hold close() and restart() forever.
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with _timeout(_CLOSE_GRACE):
+                await asyncio.gather(
+                    *(s._writer.wait_closed() for s in sessions), return_exceptions=True
+                )
         for session in sessions:
-            try:
-                await asyncio.wait_for(session._writer.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, ConnectionError, OSError):
-                session._writer.transport.abort()
+            session._writer.transport.abort()
         if server is not None:
-            await server.wait_closed()
+            abort_clients = getattr(server, "abort_clients", None)
+            if abort_clients is not None:  # 3.13: a connection no session was made for
+                abort_clients()
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with _timeout(_CLOSE_GRACE):
+                    await server.wait_closed()
 
     async def __aenter__(self) -> FakeAsterisk:
         await self.start()
@@ -303,25 +354,48 @@ class FakeAsterisk:
         in the first `boot` seconds is accepted without `FullyBooted`, which
         every logged-in session gets on its own when the boot ends. Returns once
         the server listens again; the simulated PBX keeps its dialplan and queues.
+
+        A `close` meanwhile ends it without listening again; a second `restart`
+        meanwhile restarts once more after this one.
         """
-        if self._server is None:
+        if self._server is None and not self._restart_lock.locked():
             raise RuntimeError("FakeAsterisk is not started")
+        async with self._restart_lock:  # concurrent restarts run one after the other
+            if self._closed:
+                return
+            await self._restart(down, boot)
+
+    async def _restart(self, down: float, boot: float) -> None:
+        wake = self._wake_restart = asyncio.Event()  # set by close()
+        try:
+            await self._go_down(down, wake)
+        finally:
+            self._wake_restart = None
+        if self._closed:
+            return
+        self._builtins.started = time.time()
+        self._booting = boot > 0
+        await self._listen()
+        if self._closed:  # close() ran while binding
+            await self._stop_listening()
+            return
+        if self._booting:
+            self._boot_task = asyncio.get_running_loop().create_task(self._finish_boot(boot))
+
+    async def _go_down(self, down: float, wake: asyncio.Event) -> None:
         if self._boot_task is not None:
             self._boot_task.cancel()
             self._boot_task = None
         if self._sim is not None:
             self._sim.shut_down()
-        shutdown = [("Shutdown", "Cleanly"), ("Restart", "True")]
-        await self._broadcast([("Event", "Shutdown"), ("Privilege", "system,all"), *shutdown])
+        shutdown = [("Event", "Shutdown"), ("Privilege", "system,all")]
+        shutdown += [("Shutdown", "Cleanly"), ("Restart", "True")]
+        # Written, not drained: closing below gives unread output the same second close() does.
+        self._publish(shutdown)
         await self._stop_listening()
-        await asyncio.sleep(down)
-        self._builtins.started = time.time()
-        self._booting = boot > 0
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, ssl=self.ssl
-        )
-        if self._booting:
-            self._boot_task = asyncio.get_running_loop().create_task(self._finish_boot(boot))
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with _timeout(down):
+                await wake.wait()
 
     async def _finish_boot(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -347,8 +421,11 @@ class FakeAsterisk:
     async def wait_for_action(self, name: str, timeout: float = 5.0) -> Message:
         """The oldest action ``name`` (any case) received and not yet returned by this call.
 
-        Waits for it if needed; raises `TimeoutError` after ``timeout`` seconds.
+        Waits for it if needed; raises `TimeoutError` after ``timeout`` seconds
+        (a finite number, at least 0, else `ValueError`).
         """
+        if not (math.isfinite(timeout) and timeout >= 0):
+            raise ValueError(f"timeout must be a finite number of seconds >= 0: {timeout!r}")
         wanted = name.lower()
         loop = asyncio.get_running_loop()
 
@@ -385,7 +462,13 @@ class FakeAsterisk:
             return b""
         return self._banner.rstrip("\r\n").encode("utf-8", "surrogateescape") + b"\r\n"
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, generation: int
+    ) -> None:
+        if generation != self._generation or self._closed:
+            # Accepted while close() or restart() stopped listening: refused, never served.
+            writer.transport.abort()
+            return
         session = FakeSession(self, reader, writer, self._transcript)
         session._task = asyncio.current_task()
         self.sessions.append(session)
