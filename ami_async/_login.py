@@ -9,7 +9,7 @@ import logging
 import secrets
 import ssl
 
-from ._compat import timeout as _timeout
+from ._compat import run_within
 from ._keepalive import tcp_keepalive
 from ._sending import SenderMixin
 from .connection import AMIProtocol
@@ -120,37 +120,43 @@ class LoginMixin(SenderMixin):
         boot: Subscription | None = None
         self._id_prefix = secrets.token_hex(4)
         deadline = loop.time() + self.timeout
+
+        async def attempt() -> AMIProtocol:
+            # In a task of its own: the timeout cancels it, never the caller.
+            nonlocal protocol, boot
+            try:
+                _, protocol = await loop.create_connection(
+                    lambda: AMIProtocol(
+                        self._dispatcher.feed,
+                        self._on_lost,
+                        max_frame_size=self.max_frame_size,
+                        trace=self.trace,
+                        label=label,
+                        interest=self._dispatcher.interest,
+                    ),
+                    self.host,
+                    self.port,
+                    ssl=ctx,
+                    server_hostname=(self._server_hostname or self.host) if ctx else None,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise AMIConnectionError(f"cannot connect to {label}: {exc}") from exc
+            self._check_not_closed()
+            self._protocol = protocol
+            if self.ping_interval is not None:
+                tcp_keepalive(protocol, self.ping_interval, self.ping_timeout)
+            self._banner = await protocol.wait_banner()
+            self._ami_version = protocol.parser.ami_version
+            self._check_not_closed()
+            boot = await self._login(protocol)
+            self._check_not_closed()
+            await self._restore_session(protocol)
+            if boot is not None:
+                await self._wait_fully_booted(boot, protocol, deadline)
+            return protocol
+
         try:
-            async with _timeout(self.timeout):
-                try:
-                    _, protocol = await loop.create_connection(
-                        lambda: AMIProtocol(
-                            self._dispatcher.feed,
-                            self._on_lost,
-                            max_frame_size=self.max_frame_size,
-                            trace=self.trace,
-                            label=label,
-                            interest=self._dispatcher.interest,
-                        ),
-                        self.host,
-                        self.port,
-                        ssl=ctx,
-                        server_hostname=(self._server_hostname or self.host) if ctx else None,
-                    )
-                except (OSError, ssl.SSLError) as exc:
-                    raise AMIConnectionError(f"cannot connect to {label}: {exc}") from exc
-                self._check_not_closed()
-                self._protocol = protocol
-                if self.ping_interval is not None:
-                    tcp_keepalive(protocol, self.ping_interval, self.ping_timeout)
-                self._banner = await protocol.wait_banner()
-                self._ami_version = protocol.parser.ami_version
-                self._check_not_closed()
-                boot = await self._login(protocol)
-                self._check_not_closed()
-                await self._restore_session(protocol)
-                if boot is not None:
-                    await self._wait_fully_booted(boot, protocol, deadline)
+            protocol = await run_within(self.timeout, attempt())
             self._check_not_closed()
             if protocol.closed:
                 raise AMIConnectionError(f"the connection to {label} was lost right after login")

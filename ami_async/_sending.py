@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
-from ._compat import timeout as _timeout
 from ._keepalive import Keepalive, blocks_session
 from ._options import seconds
 from .connection import AMIProtocol
@@ -380,13 +379,18 @@ class SenderMixin:
         )
         loop = asyncio.get_running_loop()
         try:
-            try:
-                async with _timeout(wait):
-                    await protocol.drain()
-            except asyncio.TimeoutError:
-                raise ActionTimeoutError(
-                    f"{name}: could not be written within {wait} s", name
-                ) from None
+            if protocol._paused:
+                # asyncio.wait, not a timeout around the await: a caller's cancel
+                # landing with the timeout stays a cancel on every Python.
+                drain = asyncio.ensure_future(protocol.drain())
+                try:
+                    done, _ = await asyncio.wait((drain,), timeout=wait)
+                finally:
+                    if not drain.done():
+                        drain.cancel()
+                if not done:
+                    raise ActionTimeoutError(f"{name}: could not be written within {wait} s", name)
+                drain.result()
             protocol.write(data)
             items = pending.items
             while True:
@@ -400,16 +404,27 @@ class SenderMixin:
                 waiter = pending.stream_waiter = loop.create_future()
                 if blocking:
                     self._watch.blocking[pending] = time.monotonic() + wait
+                # A timer of our own settles the waiter: a caller's cancel is
+                # always a CancelledError, even when it lands with the timeout.
+                expired: list[bool] = []
+                timer = loop.call_later(wait, _expire_waiter, waiter, expired)
                 try:
-                    async with _timeout(wait):
-                        await waiter
-                except asyncio.TimeoutError:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    pending.stream_waiter = None
+                if expired and not items and not pending.future.done():
                     raise ActionTimeoutError(
                         f"{name}: no list item within {wait} s (ActionID {pending.action_id})",
                         name,
-                    ) from None
-                finally:
-                    pending.stream_waiter = None
+                    )
         finally:
             self._watch.blocking.pop(pending, None)
             self._dispatcher.discard(pending)
+
+
+def _expire_waiter(waiter: asyncio.Future[None], expired: list[bool]) -> None:
+    """A stream's wait timed out (unless something woke it first)."""
+    if not waiter.done():
+        expired.append(True)
+        waiter.set_result(None)

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from ._compat import timeout as _timeout
 from ._keepalive import Keepalive
 from ._login import LoginMixin, is_credential_refusal
 from ._options import OPTIONS, backoff, check_option, check_options, event_mask, seconds
@@ -218,18 +217,19 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         """
         deadline = self.timeout if timeout is None else seconds("timeout", timeout, zero=True)
         loop = asyncio.get_running_loop()
-        try:
-            async with _timeout(deadline):
-                while not self.connected:
-                    self._raise_if_done()
-                    waiter = loop.create_future()
-                    self._state_waiters.add(waiter)
-                    try:
-                        await waiter
-                    finally:
-                        self._state_waiters.discard(waiter)  # timed out or cancelled too
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"not connected within {deadline} s") from None
+        end = loop.time() + deadline
+        while not self.connected:
+            self._raise_if_done()
+            left = end - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"not connected within {deadline} s")
+            waiter = loop.create_future()
+            self._state_waiters.add(waiter)
+            try:
+                # asyncio.wait: a cancel landing with the timeout stays a cancel (3.10 too).
+                await asyncio.wait((waiter,), timeout=left)
+            finally:
+                self._state_waiters.discard(waiter)  # timed out or cancelled too
 
     def _raise_if_done(self) -> None:
         failure = self._failure

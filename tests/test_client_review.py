@@ -16,7 +16,7 @@ from _client import SECRET, ami, pbx
 from test_client_issue9 import until
 
 import ami_async.client as client_module
-from ami_async import Client, Event
+from ami_async import ActionTimeoutError, Client, Event
 from ami_async._compat import timeout as _timeout
 from ami_async.testing import FakeAsterisk, make_response
 
@@ -129,3 +129,67 @@ async def test_review7_stream_takes_blocking_and_sends_no_such_header() -> None:
         assert frame.get("blocking") is None
         assert lost == [] and ami.reconnects == 0
         assert not ami._watch.blocking
+
+
+async def _outcomes(make: Any, at: float, trials: int = 30) -> dict[str, int]:
+    """Cancel `make()`'s task at `at` seconds after its start, `trials` times."""
+    loop = asyncio.get_running_loop()
+    seen: dict[str, int] = {}
+    for _ in range(trials):
+        task = asyncio.ensure_future(make())
+        await asyncio.sleep(0)
+        loop.call_at(loop.time() + at, task.cancel)
+        try:
+            await task
+            outcome = "returned"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+        except Exception as exc:
+            outcome = type(exc).__name__
+        seen[outcome] = seen.get(outcome, 0) + 1
+    return seen
+
+
+async def test_review4_cancel_landing_with_connects_own_timeout_is_a_cancel() -> None:
+    """On 3.10 async-timeout took the caller's cancel for its own timeout when both
+    landed together: connect() raised AMIConnectionError instead of CancelledError."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never a banner
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clients: list[Client] = []
+
+    async def connect() -> None:
+        client = Client("127.0.0.1", port, username="admin", secret=SECRET, timeout=0.05)
+        clients.append(client)
+        await client.connect()
+
+    try:
+        # The first attempt's timer was set before our cancel timer: both fire together.
+        seen = await _outcomes(connect, 0.05)
+        assert seen == {"cancelled": 30}
+    finally:
+        for client in clients:
+            await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_review4_cancel_landing_with_a_stream_wait_timeout_is_a_cancel(
+    ami: Client, pbx: FakeAsterisk
+) -> None:
+    """A list that starts and never sends an item: stream(timeout=0.05) cancelled at
+    its deadline raised ActionTimeoutError on 3.10."""
+    pbx.script("QuietList", {"Response": "Success", "EventList": "start"})
+
+    async def drain() -> None:
+        async for _ in ami.stream("QuietList", timeout=0.05):
+            pass
+
+    assert await _outcomes(drain, 0.05) == {"cancelled": 30}
+    # Its own timeout alone is still an ActionTimeoutError.
+    with pytest.raises(ActionTimeoutError):
+        await drain()
