@@ -246,6 +246,9 @@ class Dispatcher:
         # ActionID -> abandoned list, least recently active first.
         self._abandoned: dict[str, _Abandoned] = {}
         self.unmatched_responses = 0
+        #: Set by a subscription's `__del__` (which never touches `_targets`
+        #: itself): closed inboxes are to be swept out.
+        self._sweep_needed = False
 
     # -- pending actions -------------------------------------------------------------
 
@@ -389,8 +392,12 @@ class Dispatcher:
         seconds without a sign of it), or a subscriber uses a pattern, `*`
         or a predicate, or a sync handler is registered (user code that runs
         during dispatch could subscribe to names the parser already skipped).
-        The parser skips other events unparsed (`Parser.only_events`).
+        The parser skips other events unparsed (`Parser.only_events`), except
+        in a read that carries `EventList:` (the connection parses that one in
+        full: a list answered to `send_action()` in it must be seen to end).
         """
+        if self._sweep_needed:
+            self._targets_changed()
         if self._event_waiters:
             return None
         if self._abandoned:
@@ -400,6 +407,16 @@ class Dispatcher:
         return self._wanted
 
     def _targets_changed(self) -> None:
+        if self._sweep_needed:
+            # Cleared first: a collection during the sweep marks again.
+            self._sweep_needed = False
+            live = []
+            for matcher, target in self._targets:
+                if isinstance(target, _Inbox) and target.closed:
+                    target.queue.clear()
+                else:
+                    live.append((matcher, target))
+            self._targets = live
         self._route_cache.clear()
         names: set[bytes] = set()
         for matcher, target in self._targets:
@@ -447,10 +464,16 @@ class Dispatcher:
         for matcher, target in routes:
             predicate = matcher.predicate
             if predicate is not None:
+                if target.closed:
+                    continue  # closed during this dispatch: no need to ask
                 try:
                     if not predicate(event):
                         continue
-                except Exception:
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:
+                    # Even a CancelledError: out of data_received it would tear
+                    # the link down. The predicate's failure: logged, not matched.
                     logger.exception("event predicate raised on %s", event.name)
                     continue
             target._put(event)

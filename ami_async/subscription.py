@@ -16,6 +16,7 @@ import collections
 import contextlib
 import inspect
 import logging
+import math
 import sys
 import weakref
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,23 @@ def check_queue_options(maxsize: object, overflow: object) -> None:
         )
     if overflow not in ("error", "drop_oldest"):
         raise ValueError(f"overflow must be 'error' or 'drop_oldest', not {overflow!r}")
+
+
+def check_timeout(timeout: object) -> None:
+    """Refuse a wait's `timeout` unless it is a finite number of seconds, zero or more.
+
+    A NaN deadline breaks asyncio's timer heap (a busy loop, or on 3.13 a
+    `ValueError` out of the event loop itself); "forever" is `None`.
+    """
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 <= timeout < math.inf
+    ):
+        raise ValueError(
+            f"timeout must be zero or a positive, finite number of seconds, not {timeout!r} "
+            "(None waits as long as it takes)"
+        )
 
 
 def renewed(exc: BaseException) -> BaseException:
@@ -91,6 +109,10 @@ class _Inbox:
         self.owner = weakref.ref(owner)
 
     def _put(self, event: Event) -> None:
+        if self.closed:
+            # Closed during the dispatch of this very event (by a handler that ran
+            # before it): it gets nothing more.
+            return
         queue = self.queue
         if len(queue) >= self.maxsize:
             self.dropped += 1
@@ -222,11 +244,17 @@ class Subscription:
     async def get(self, timeout: float | None = None) -> Event:
         """Wait for the next event; `TimeoutError` after `timeout` seconds.
 
-        Raises `SubscriptionOverflowError` where events were lost, the
-        client's failure if it gave up reconnecting, and `AMIConnectionError`
-        once the subscription is closed and empty. A cancelled `get()` takes
-        no event: whatever arrived stays queued for the next read.
+        `timeout` is zero or a positive, finite number of seconds (zero: only
+        what is already queued), or `None` to wait as long as it takes;
+        anything else (`nan`, `inf`, a negative number, a bool) raises
+        `ValueError`. Raises `SubscriptionOverflowError` where events were
+        lost, the client's failure if it gave up reconnecting, and
+        `AMIConnectionError` once the subscription is closed and empty. A
+        cancelled `get()` takes no event: whatever arrived stays queued for
+        the next read.
         """
+        if timeout is not None:
+            check_timeout(timeout)
         event = await self._next(timeout)
         if event is None:
             raise AMIConnectionError("the subscription is closed")
@@ -311,15 +339,18 @@ class Subscription:
         self.close()
 
     def __del__(self) -> None:
-        # Nobody can read it any more: stop queueing for it.
+        # Nobody can read it any more: stop queueing for it. The garbage collector
+        # may run this in the middle of any allocation, even while the dispatcher
+        # rebuilds its list of targets: only mark it here; the dispatcher sweeps
+        # closed inboxes out at its next change or read.
         inbox: _Inbox | None = getattr(self, "_inbox", None)
         if inbox is None or inbox.closed:
             return
         try:
             unread = len(inbox.queue)
-            self._dispatcher._remove_inbox(inbox)
-            inbox._end(None)
-            inbox.queue.clear()
+            inbox.closed = True
+            inbox.queue = collections.deque()  # (a `_put` under way keeps the old one)
+            self._dispatcher._sweep_needed = True
             if unread:
                 logger.debug(
                     "subscription to %s dropped without close(): %d unread event(s) discarded",
@@ -347,13 +378,25 @@ if not _FLAG_CANCELS:
 else:  # pragma: no cover - exercised on Python 3.10 only
 
     class _WorkerTask(asyncio.Task):  # type: ignore[type-arg]
-        """A task that notes `cancel()` calls (cleared before each handler call)."""
+        """A task that notes `cancel()` calls (cleared before each handler call).
+
+        A timeout inside the handler (`async_timeout`, what `asyncio.timeout`
+        is on 3.10, and what the client's own action timeouts use there)
+        cancels this task too, and turns that cancel into `TimeoutError`
+        itself: it is not a request to stop, and not noted.
+        """
 
         cancel_requested = False
 
         def cancel(self, msg: Any = None) -> bool:
-            self.cancel_requested = True
+            if not _from_async_timeout(sys._getframe(1)):
+                self.cancel_requested = True
             return super().cancel(msg)
+
+    def _from_async_timeout(frame: Any) -> bool:
+        """Whether `frame` is an `async_timeout` deadline cancelling its task."""
+        module = frame.f_globals.get("__name__", "")
+        return isinstance(module, str) and module.split(".", 1)[0] == "async_timeout"
 
     def _worker_task(coro: Any) -> Any:
         return _WorkerTask(coro)
@@ -387,14 +430,28 @@ class HandlerRunner:
         self._wake: asyncio.Future[None] | None = None
         self._stopped = False
 
+    @property
+    def closed(self) -> bool:
+        """True once stopped (`off()`, or the client closing): it gets nothing more."""
+        return self._stopped
+
     def _name(self) -> str:
         return getattr(self.handler, "__qualname__", repr(self.handler))
 
     def _put(self, event: Event) -> None:
+        if self._stopped:
+            # Removed during the dispatch of this very event (`off()` from a
+            # handler that ran before it): it gets nothing more.
+            return
         if not self.is_async:
             try:
                 result = self.handler(event)
-            except Exception:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                # Even a CancelledError or a user's BaseException subclass: out of
+                # data_received it would tear the link down (and lose the rest of
+                # the read). A handler's failure is logged, delivery goes on.
                 logger.exception(
                     "event handler %s raised on %s",
                     self._name(),
@@ -463,7 +520,12 @@ class HandlerRunner:
                     if self._stopped or _worker_cancelled(me):
                         raise
                     self._log_failure(name)
-                except Exception:
+                except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                    # The process stopping, or this coroutine being closed.
+                    raise
+                except BaseException:
+                    # Any other failure, a user's BaseException subclass too, is
+                    # the handler's: logged, and the next event is delivered.
                     self._log_failure(name)
             if self._stopped:
                 return

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ami_async.connection import AMIProtocol, redact
+from ami_async.dispatch import Dispatcher, Pending
 from ami_async.errors import ConnectionLostError
 from ami_async.message import Message
 
@@ -108,3 +109,59 @@ async def test_shut_cancelled_aborts_instead_of_leaving_the_socket_open() -> Non
     with pytest.raises(asyncio.CancelledError):
         await task
     assert transport.closed  # aborted
+
+
+# -- the parser's skipping and lists answered in the same read (issue 9, item 12) ----------
+
+
+def wire(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode()
+
+
+UNKNOWN_LIST_IN_ONE_READ = (
+    "Response: Success\nActionID: job-1\nEventList: start\nMessage: Things will follow\n\n"
+    "Event: ThingEntry\nActionID: job-1\nName: a\n\n"
+    "Event: UserEvent\nUserEvent: between\n\n"
+    "Event: ThingEntry\nActionID: job-1\nName: b\n\n"
+    "Event: ThingsComplete\nActionID: job-1\nEventList: Complete\nListItems: 2\n\n"
+)
+
+
+async def test_item12_unknown_list_answered_to_send_action_ends_in_the_same_read() -> None:
+    # ListThings is no list the client knows; the subscriber wants only
+    # UserEvent, so the parser would skip the list's end: the read that holds
+    # a list marker is parsed in full, and the ActionID is free again at once.
+    dispatcher = Dispatcher(asyncio.ensure_future)
+    sub = dispatcher.subscribe(("UserEvent",), None, 10, "error")
+    proto = AMIProtocol(dispatcher.feed, lambda p, exc: None, interest=dispatcher.interest)
+    proto.connection_made(RecordingTransport())
+    proto.data_received(b"Asterisk Call Manager/9.0.0\r\n")
+    action = Pending(asyncio.get_running_loop(), "ListThings", "job-1")  # send_action()
+    dispatcher.add(action)
+    assert dispatcher.interest() == frozenset({b"userevent"})
+    proto.data_received(wire(UNKNOWN_LIST_IN_ONE_READ))
+    assert action.future.done() and action.future.result()["EventList"] == "start"
+    assert dispatcher._abandoned == {}
+    assert dispatcher.interest() == frozenset({b"userevent"})  # skipping on again
+    # A later event carrying the caller's ActionID is no item of that list.
+    proto.data_received(wire("Event: UserEvent\nUserEvent: done\nActionID: job-1\n\n"))
+    got = [sub.get_nowait() for _ in range(sub.qsize())]
+    assert [e["UserEvent"] for e in got if e is not None] == ["between", "done"]
+
+
+async def test_a_read_without_list_marker_is_still_filtered() -> None:
+    dispatcher = Dispatcher(asyncio.ensure_future)
+    sub = dispatcher.subscribe(("UserEvent",), None, 10, "error")
+    batches: list[list[Message]] = []
+
+    def feed(messages: list[Message]) -> None:
+        batches.append(messages)
+        dispatcher.feed(messages)
+
+    proto = AMIProtocol(feed, lambda p, exc: None, interest=dispatcher.interest)
+    proto.connection_made(RecordingTransport())
+    proto.data_received(b"Asterisk Call Manager/9.0.0\r\n")
+    proto.data_received(wire("Event: Hangup\nChannel: A\n\nEvent: UserEvent\nUserEvent: u\n\n"))
+    assert proto.parser.only_events == frozenset({b"userevent"})
+    assert [m.name for batch in batches for m in batch] == ["UserEvent"]  # type: ignore[attr-defined]
+    assert sub.qsize() == 1

@@ -1,4 +1,5 @@
-"""Subscriptions as async iterators and their readers (issue 9, items 1, 5, 6, 10, 13, 15, 17).
+"""Subscriptions as async iterators and their readers (issue 9, items 1, 5, 6, 10, 13, 15, 17),
+and their end during a dispatch or a rebuild of the dispatcher's targets.
 
 Unit tests drive the dispatcher directly; the client-level ones go through
 `Client` against `FakeAsterisk`, as a user would.
@@ -106,8 +107,10 @@ async def test_item1_break_out_of_an_unheld_subscription_unregisters_it(
     await asyncio.sleep(0)
     await emit_all(pbx, ami, 3)
     assert await reader == "0"
-    # Nobody holds it any more: it was unregistered at once (and the rest discarded).
+    # Nobody holds it any more: it gets nothing more at once (the rest is discarded)
+    # and is swept out of the dispatcher at its next read.
     assert ami._dispatcher.subscriptions() == []
+    assert ami._dispatcher.interest() == frozenset()
     assert ami._dispatcher._targets == []
 
 
@@ -295,6 +298,22 @@ async def test_item6_get_timeout_raises_timeout_error_and_leaves_no_waiter() -> 
     assert (await sub.get(timeout=0)).name == "E"  # a queued event needs no wait
 
 
+@pytest.mark.parametrize(
+    "timeout", [float("nan"), float("inf"), float("-inf"), -1, -0.5, True, False, "1"]
+)
+async def test_item6_get_refuses_a_timeout_that_is_not_a_finite_duration(timeout: Any) -> None:
+    # A NaN deadline spun the loop at 100 % CPU (3.10 to 3.12) or broke the
+    # event loop itself (3.13); inf / negatives / bools are mistakes too (None
+    # waits as long as it takes).
+    d = Dispatcher(spawn)
+    sub = subscribe(d)
+    d.broadcast(ev("E"))
+    with pytest.raises(ValueError, match="timeout must be"):
+        await sub.get(timeout=timeout)
+    assert sub.qsize() == 1 and not sub._inbox.waiters  # nothing taken, nobody waiting
+    assert (await sub.get(timeout=1)).name == "E"
+
+
 # -- item 10: a stored failure is raised fresh every time ------------------------------------
 
 
@@ -396,9 +415,9 @@ async def test_item17_dropped_subscription_unregisters_and_says_so(
     with caplog.at_level(logging.DEBUG, logger="ami_async"):
         del sub
         gc.collect()  # (CPython frees it at once; other interpreters at a collection)
-    assert ami._dispatcher._targets == []
-    assert any("3 unread event(s)" in r.getMessage() for r in caplog.records)
     assert ami._dispatcher.interest() == frozenset()  # skipping every event again
+    assert ami._dispatcher._targets == []  # swept out by then
+    assert any("3 unread event(s)" in r.getMessage() for r in caplog.records)
 
 
 def list_of(n: int):  # type: ignore[no-untyped-def]
@@ -449,3 +468,77 @@ async def test_item17_leaving_a_stream_early_frees_it_and_drops_the_rest(
         names.add(event.name)
     assert "BigItem" not in names
     everything.close()
+
+
+# -- closed while the event is being dispatched; collected while the targets are rebuilt ----
+
+
+async def test_subscription_closed_by_a_handler_during_dispatch_gets_nothing_more(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    holder: list[Subscription] = []
+    ami.on("UserEvent")(lambda event: holder[0].close())  # runs before the subscription
+    sub = ami.events("UserEvent")
+    holder.append(sub)
+    await emit_all(pbx, ami, 1)
+    assert sub.closed and sub.qsize() == 0
+    with pytest.raises(StopAsyncIteration):
+        await anext(sub)
+
+
+async def test_subscription_closed_or_dropped_during_dispatch_is_not_asked_its_predicate() -> None:
+    d = Dispatcher(spawn)
+    asked: list[str] = []
+
+    def predicate(event: Event) -> bool:
+        asked.append(event.name)
+        return True
+
+    subs: list[Subscription] = []
+
+    def handler(event: Event) -> None:
+        subs[0].close()
+        del subs[1]  # the last reference: collected at once
+
+    d.add_handler(("E",), handler, 10, "error")  # runs first
+    subs += [subscribe(d, "E", predicate=predicate), subscribe(d, "E", predicate=predicate)]
+    closing = subs[0]
+    d.broadcast(ev("E"))
+    assert asked == [] and closing.qsize() == 0
+
+
+class _DropsOnCompare:
+    """A handler whose `==` drops the last reference to a subscription: the
+    garbage collector running `Subscription.__del__` in the middle of a rebuild
+    of the dispatcher's targets, made deterministic."""
+
+    def __init__(self, victim: list[Subscription]) -> None:
+        self.victim = victim
+
+    async def __call__(self, event: Event) -> None:
+        pass
+
+    def __eq__(self, other: object) -> bool:
+        self.victim.clear()  # the subscription's __del__ runs here
+        return other is self
+
+    __hash__ = object.__hash__
+
+
+async def test_subscription_collected_during_a_targets_rebuild_is_not_kept_registered() -> None:
+    d = Dispatcher(spawn)
+    victim = [subscribe(d, "Hangup")]
+    inbox = victim[0]._inbox
+    kept = subscribe(d, "UserEvent")
+
+    async def other(event: Event) -> None:
+        pass
+
+    d.add_handler(("Newchannel",), _DropsOnCompare(victim), 10, "error")
+    d.add_handler(("Newchannel",), other, 10, "error")
+    assert d.remove_handler(other)  # compares the registered handlers: one drops `victim`
+    assert not victim
+    assert all(target is not inbox for _, target in d._targets)
+    assert d.interest() == frozenset({b"userevent", b"newchannel"})
+    d.broadcast(ev("UserEvent"))
+    assert kept.qsize() == 1
