@@ -263,12 +263,25 @@ class LoginMixin(SenderMixin):
             )
 
     async def _restore_session(self, protocol: AMIProtocol) -> None:
-        """Re-apply every filter added with `add_filter` (after a reconnect)."""
+        """Re-apply every filter added with `add_filter` (after a reconnect).
+
+        A filter the server now refuses (its manager.conf changed) is skipped
+        with a WARNING and kept for later reconnects: logging in again would
+        only be refused again, forever.
+        """
         for rule in self._filters:
-            await self._request(
+            response = await self._request(
                 protocol,
                 "Filter",
                 {"Operation": "Add", "Filter": rule},
                 timeout=self.timeout,
-                check=True,
+                check=False,
             )
+            if not response.success:
+                logger.warning(
+                    "the server refused filter %r on reconnect (%s): "
+                    "this session receives the events it would have filtered",
+                    rule,
+                    response.message or response.response,
+                    extra={"ami_host": f"{self.host}:{self.port}"},
+                )

@@ -193,3 +193,40 @@ async def test_review4_cancel_landing_with_a_stream_wait_timeout_is_a_cancel(
     # Its own timeout alone is still an ActionTimeoutError.
     with pytest.raises(ActionTimeoutError):
         await drain()
+
+
+async def test_review6_filter_refused_after_a_restart_does_not_loop_logins(
+    pbx: FakeAsterisk, caplog: Any
+) -> None:
+    """The server accepted a filter, then (manager.conf changed) refuses it: the
+    client logged in again and again forever. Now it warns and stays connected."""
+    refuse = False
+
+    def filter_action(session: Any, frame: Any) -> Any:
+        if refuse:
+            return make_response(frame, "Error", Message="Filter Not Allowed")
+        return make_response(frame, "Success", Message="Filter Added Successfully")
+
+    pbx.on_action("Filter", filter_action)
+    lost: list[BaseException | None] = []
+    client = Client(
+        pbx.host,
+        pbx.port,
+        username="admin",
+        secret=SECRET,
+        ping_interval=None,
+        reconnect_delay=0.01,
+        reconnect_max_delay=0.05,
+        on_disconnect=lambda c, exc: lost.append(exc),
+    )
+    async with client as ami:
+        await ami.add_filter("Event: Hangup")
+        refuse = True
+        with caplog.at_level(logging.WARNING, logger="ami_async"):
+            await pbx.drop()
+            await until(lambda: ami.reconnects >= 1 and ami.connected, 10)
+            await asyncio.sleep(0.3)  # a loop would log in again meanwhile
+        assert ami.connected and ami.reconnects == 1 and len(lost) == 1
+        logins = [a for a in pbx.actions if a["Action"].lower() == "login"]
+        assert len(logins) == 2
+        assert any("refused filter" in r.getMessage() for r in caplog.records)
