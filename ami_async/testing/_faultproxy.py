@@ -80,25 +80,25 @@ class FaultProxy:
             raise ValueError("max_held must be at least 1 byte")
         if not connect_timeout > 0:
             raise ValueError("connect_timeout must be a positive number of seconds")
-        #: Where accepted connections are forwarded.
         self.target_host = target_host
+        """Where accepted connections are forwarded."""
         self.target_port = target_port
         self.max_held = max_held
         self.connect_timeout = connect_timeout
-        #: Bytes delivered to the server (client -> server).
         self.bytes_to_server = 0
-        #: Bytes delivered to clients (server -> client).
+        """Bytes delivered to the server (client -> server)."""
         self.bytes_to_client = 0
-        #: Held bytes discarded by ``resume(flush=False)``.
+        """Bytes delivered to clients (server -> client)."""
         self.bytes_dropped = 0
-        #: Client connections accepted for proxying.
+        """Held bytes discarded by ``resume(flush=False)``."""
         self.connections_accepted = 0
-        #: Client connections reset at once (``refuse(reset=True)``, or while closing).
+        """Client connections accepted for proxying."""
         self.connections_refused = 0
-        #: Accepted clients reset because the target could not be reached.
+        """Client connections reset at once (``refuse(reset=True)``, or while closing)."""
         self.upstream_failures = 0
-        #: Connections ended by `cut`.
+        """Accepted clients reset because the target could not be reached."""
         self.cuts = 0
+        """Connections ended by `cut`."""
         self._host = host
         self._port = port
         self._started = False

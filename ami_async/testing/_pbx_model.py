@@ -25,10 +25,10 @@ __all__ = [
 ]
 
 Headers: TypeAlias = list[tuple[str, str]]
-#: Where the simulation sends each event (``[("Event", "Newchannel"), ...]``), synchronously.
 EventSink: TypeAlias = Callable[[Headers], None]
-#: A dialplan application: ``await app(pbx, channel, data)``; a negative result hangs up.
+"""Where the simulation sends each event (``[("Event", "Newchannel"), ...]``), synchronously."""
 Application: TypeAlias = Callable[["SimPBX", "SimChannel", str], Awaitable["int | None"]]
+"""A dialplan application: ``await app(pbx, channel, data)``; a negative result hangs up."""
 
 # Channel states (include/asterisk/channelstate.h) and their ast_state2str names.
 DOWN: Final = 0
@@ -133,8 +133,6 @@ _ANSWER_DELAY: Final = 0.02
 _PLAYBACK_SECONDS: Final = 1.4
 _QUEUE_RETRY_SECONDS: Final = 5.0
 
-#: The ``[test]`` context of the lab the fixtures were recorded on (as far as the
-#: recordings show it; 500 is Alice's device, paused in queue ``support``).
 LAB_DIALPLAN: Final[Mapping[str, Mapping[str, Sequence[str]]]] = {
     "test": {
         "100": ("Answer()", "Wait(2)", "Hangup()"),
@@ -148,6 +146,8 @@ LAB_DIALPLAN: Final[Mapping[str, Mapping[str, Sequence[str]]]] = {
         "800": ("Answer()", "MusicOnHold(default,10)"),
     }
 }
+"""The ``[test]`` context of the lab the fixtures were recorded on (as far as the
+recordings show it; 500 is Alice's device, paused in queue ``support``)."""
 
 _STEP = re.compile(r"\s*([A-Za-z0-9_]+)\s*(?:\((.*)\))?\s*", re.DOTALL)
 _LOCAL = re.compile(r"(?i)local/([^@/]+)(?:@([^/]+))?(/n)?")
@@ -354,8 +354,8 @@ class SimQueue:
     weight: int = 0
     service_level: int = 0
     callers: list[SimChannel] = field(default_factory=list)
-    #: When each waiting caller joined (simulated time).
     joined: dict[SimChannel, float] = field(default_factory=dict)
+    """When each waiting caller joined (simulated time)."""
     completed: int = 0
     abandoned: int = 0
     holdtime: int = 0
@@ -388,8 +388,8 @@ class _Dialing:
 
     answered: Callable[[SimChannel], None]
     failed: Callable[[SimChannel, int, str], None]
-    #: False when the dialer logs the channel's CEL ANSWER itself, later.
     cel_answer: bool = True
+    """False when the dialer logs the channel's CEL ANSWER itself, later."""
 
 
 class SimChannel:
@@ -416,10 +416,10 @@ class SimChannel:
         self.priority = 1
         self.state = state
         self.created = created
-        #: 1 or 2 for the halves of a Local channel, else 0.
         self.half = half
-        #: The device whose state this channel changes (``Local/100@test``).
+        """1 or 2 for the halves of a Local channel, else 0."""
         self.device = device
+        """The device whose state this channel changes (``Local/100@test``)."""
         self.caller_num = ""
         self.caller_name = ""
         self.connected_num = ""
@@ -427,18 +427,18 @@ class SimChannel:
         self.ani = ""
         self.language = "en"
         self.account_code = ""
-        #: The running application and its data (Status, CoreShowChannel, CEL).
         self.appl = ""
+        """The running application and its data (Status, CoreShowChannel, CEL)."""
         self.data = ""
-        #: Channel variables (Setvar, Set(), Variable: headers of Originate).
         self.variables: dict[str, str] = {}
-        #: The other half of a Local channel.
+        """Channel variables (Setvar, Set(), Variable: headers of Originate)."""
         self.peer: SimChannel | None = None
+        """The other half of a Local channel."""
         self.hangupcause = 0
         self.hangupsource = ""
         self.alive = True
-        #: True while the channel runs the dialplan (it counts as a call).
         self.pbx = False
+        """True while the channel runs the dialplan (it counts as a call)."""
         self.answered_at: float | None = None
         self._bridge: _Bridge | None = None
         self._cdr: _Cdr | None = None
@@ -507,8 +507,8 @@ class OriginateRequest:
     channel_id: str = ""
     other_channel_id: str = ""
     action_id: str = ""
-    #: Async originate: send the OriginateResponse event.
     response_event: bool = True
+    """Async originate: send the OriginateResponse event."""
 
 
 @dataclass

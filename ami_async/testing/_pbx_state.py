@@ -52,7 +52,6 @@ logger = logging.getLogger("ami_async.testing")
 # -- the PBX ----------------------------------------------------------------------------
 
 
-#: The built-in dialplan applications, by lower-case name.
 APPLICATIONS: Final[Mapping[str, Application]] = {
     "answer": _app_answer,
     "wait": _app_wait,
@@ -69,6 +68,7 @@ APPLICATIONS: Final[Mapping[str, Application]] = {
     "dial": _app_dial,
     "queue": _app_queue,
 }
+"""The built-in dialplan applications, by lower-case name."""
 
 
 class _PbxState:
@@ -91,17 +91,17 @@ class _PbxState:
         self._sink = sink
         self._epoch = time.time()
         self._mono = time.monotonic()
-        #: Live channels by name, oldest first.
         self.channels: dict[str, SimChannel] = {}
+        """Live channels by name, oldest first."""
         self.dialplan = Dialplan()
         self.queues: dict[str, SimQueue] = {}
-        #: Global variables (Setvar/Getvar without a Channel, ``Set(GLOBAL(x)=...)``).
         self.global_variables: dict[str, str] = {}
-        #: The AstDB as ``{"/family/key": value}``, for the ``DB()`` function.
+        """Global variables (Setvar/Getvar without a Channel, ``Set(GLOBAL(x)=...)``)."""
         self.astdb: dict[str, str] = {}
+        """The AstDB as ``{"/family/key": value}``, for the ``DB()`` function."""
         self.applications: dict[str, Application] = dict(APPLICATIONS)
-        #: Channels that ran the dialplan, ever / now (``core show channels``).
         self.calls_processed = 0
+        """Channels that ran the dialplan, ever / now (``core show channels``)."""
         self.active_calls = 0
         self._uniqueid_seq = 0
         self._local_seq = 0

@@ -17,16 +17,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ami_async.testing")
 
 
-#: Which way a fault applies: ``"to_server"`` (client -> server), ``"to_client"``
-#: (server -> client) or ``"both"``.
 Direction = Literal["both", "to_client", "to_server"]
+"""Which way a fault applies: ``"to_server"`` (client -> server), ``"to_client"``
+(server -> client) or ``"both"``."""
 _OneWay = Literal["to_client", "to_server"]
 
 _READ_SIZE: Final = 65536
-#: A throttled pipe writes at most this many seconds' worth of bytes at a time.
+# A throttled pipe writes at most this many seconds' worth of bytes at a time.
 _THROTTLE_SLICE: Final = 0.02
-#: Default bound of the bytes one pipe holds (stalled, delayed or throttled).
 DEFAULT_MAX_HELD: Final = 1 << 20
+"""Default bound of the bytes one pipe holds (stalled, delayed or throttled)."""
 
 
 def _directions(direction: Direction) -> tuple[_OneWay, ...]:
@@ -135,8 +135,8 @@ class _Pipe:
         self.reader = reader
         self.writer = writer
         self.items: collections.deque[_Chunk | _End] = collections.deque()
-        #: Bytes held in ``items``.
         self.size = 0
+        """Bytes held in ``items``."""
         self.done = False
         self._arrived = _Signal()
         self._space = _Signal()

@@ -41,21 +41,21 @@ class FakeSession:
         writer: asyncio.StreamWriter,
         transcript: _Transcript | None,
     ) -> None:
-        #: The server this session belongs to.
         self.server = server
-        #: True after a successful Login.
+        """The server this session belongs to."""
         self.authenticated = False
-        #: The logged-in user, or None.
+        """True after a successful Login."""
         self.username: str | None = None
-        #: ``"on"``, ``"off"`` or a class list such as ``"call,system"`` (Login/Events).
+        """The logged-in user, or None."""
         self.events_mask = "on"
-        #: Every frame this client sent, in order.
+        """``"on"``, ``"off"`` or a class list such as ``"call,system"`` (Login/Events)."""
         self.actions: list[Message] = []
+        """Every frame this client sent, in order."""
         peer = writer.get_extra_info("peername")
-        #: The client's address.
         self.peer: tuple[str, int] = (str(peer[0]), int(peer[1])) if peer else ("", 0)
-        #: The logged-in user's manager.conf entry, or None.
+        """The client's address."""
         self.account: FakeUser | None = None
+        """The logged-in user's manager.conf entry, or None."""
         local = writer.get_extra_info("sockname")
         self._local: tuple[str, int] = (str(local[0]), int(local[1])) if local else ("", 0)
         self._connected_at = time.time()
@@ -206,9 +206,9 @@ class FakeSession:
                 self._close_now()
 
 
-#: ``handler(session, action)``: returns None (it answered itself, or never answers),
-#: a `Reply`, or an awaitable of either.
 ActionHandler: TypeAlias = Callable[
     [FakeSession, Message], "Reply | Awaitable[Reply | None] | None"
 ]
+"""``handler(session, action)``: returns None (it answered itself, or never answers),
+a `Reply`, or an awaitable of either."""
 _Builtin: TypeAlias = Callable[[FakeSession, Message], Awaitable[None]]

@@ -37,7 +37,6 @@ class FakeUser:
     event_filter: str | None = None
 
 
-#: The manager users of the lab the fixtures were recorded on (shared/fixtures README).
 LAB_USERS: Final[Mapping[str, FakeUser]] = {
     "admin": FakeUser("amp111"),
     "monitor": FakeUser("mon111", read="call,reporting", write=""),
@@ -48,6 +47,7 @@ LAB_USERS: Final[Mapping[str, FakeUser]] = {
     "callonly": FakeUser("cal111", read="call", write="originate,call"),
     "single": FakeUser("sgl111", allow_multiple_login=False),
 }
+"""The manager users of the lab the fixtures were recorded on (shared/fixtures README)."""
 
 
 def _read_mask(user: FakeUser) -> str:

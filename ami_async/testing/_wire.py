@@ -8,11 +8,11 @@ from typing import Final, TypeAlias, cast
 
 from ..message import Message
 
-#: One message to send: ``{"Key": "value"}``, ``[("Key", "value"), ...]`` (keys may
-#: repeat), a parsed `Message`, or raw ``bytes`` (sent as is).
 MessageLike: TypeAlias = Mapping[str, str] | Sequence[tuple[str, str]] | bytes
-#: What an action handler may return: one message, or a sequence of messages.
+"""One message to send: ``{"Key": "value"}``, ``[("Key", "value"), ...]`` (keys may
+repeat), a parsed `Message`, or raw ``bytes`` (sent as is)."""
 Reply: TypeAlias = MessageLike | Sequence[MessageLike]
+"""What an action handler may return: one message, or a sequence of messages."""
 
 # Actions Asterisk accepts before login (manager.c process_message).
 _PRE_AUTH_ACTIONS: Final = frozenset({"login", "challenge", "logoff"})
