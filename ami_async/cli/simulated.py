@@ -23,7 +23,7 @@ from .common import (
     subparser,
     verbosity,
 )
-from .connection import DEFAULT_HOST, DEFAULT_PORT, log
+from .connection import DEFAULT_HOST, DEFAULT_PORT
 from .output import describe_result, printable, quote
 
 # -- fake-pbx ----------------------------------------------------------------------------------
@@ -65,24 +65,15 @@ async def _fake_pbx(args: argparse.Namespace) -> int:
         else:
             await asyncio.sleep(args.duration)
     finally:
-        asyncio.get_running_loop().set_exception_handler(_quiet_teardown)
         await pbx.close()
     return EXIT_OK
-
-
-def _quiet_teardown(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """While the server stops: a client session's task ends cancelled; that is no error."""
-    if isinstance(context.get("exception"), asyncio.CancelledError):
-        log.debug("stopping: %s", context.get("message", "a session was cancelled"))
-        return
-    loop.default_exception_handler(context)
 
 
 # -- demo --------------------------------------------------------------------------------------
 
 DEMO_CHANNEL = "Local/100@test"
-#: How long the demo follows the call, at most, and how long it waits for a first
-#: channel event before deciding that the PBX reports only the OriginateResponse.
+# How long the demo follows the call, at most, and how long it waits for a first
+# channel event before deciding that the PBX reports only the OriginateResponse.
 DEMO_CALL_TIMEOUT = 10.0
 DEMO_GRACE = 1.0
 _DEMO_FIELDS = (
