@@ -27,8 +27,6 @@ __all__ = ["AMIProtocol"]
 logger = logging.getLogger("ami_async")
 wire_logger = logging.getLogger("ami_async.wire")
 
-#: In a list's answer (`EventList: start`) and in its last event (`EventList: Complete`).
-_LIST_MARK: Final = b"EventList:"
 _SECRET_LINE: Final = re.compile(rb"(?im)^(secret[ \t]*:)[^\r\n]*")
 _SECRET_OR_KEY_LINE: Final = re.compile(rb"(?im)^((?:secret|key)[ \t]*:)[^\r\n]*")
 
@@ -88,14 +86,7 @@ class AMIProtocol(asyncio.Protocol):
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s <<< %r", self.label, redact(data), extra=self._extra)
         if self._interest is not None:
-            only = self._interest()
-            if only is not None and _LIST_MARK in data:
-                # A list may be answered in this read to an action that awaits
-                # no items (`send_action()`): the dispatcher learns of it only
-                # from the answer, and must see the list's end if it is in this
-                # same read, or it would hold the ActionID as an unfinished list.
-                only = None
-            self.parser.only_events = only
+            self.parser.only_events = self._interest()
         try:
             messages = self.parser.feed(data)
         except ProtocolError as exc:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from time import monotonic
 from typing import Any, Final
 
+from ._single_answer import SINGLE_ANSWER_ACTIONS
 from .errors import ActionError
 from .message import Event, Message, Response
 from .subscription import (
@@ -157,9 +158,13 @@ class Pending:
         self.list_open = False
         self.stream_waiter: asyncio.Future[None] | None = None
         # Events may follow that are matched by ActionID: nothing may be skipped
-        # unparsed meanwhile. A known list action asked with send_action() counts
-        # too: its items are not broadcast, and its end must be seen.
-        self.wants_events = is_list or follow is not None or action.lower() in LIST_COMPLETIONS
+        # unparsed meanwhile. Any action that may answer with a list counts too
+        # (asked with send_action(), a list the client does not know): its items
+        # are not broadcast, and its end, maybe in the very read of its answer,
+        # must be seen.
+        self.wants_events = (
+            is_list or follow is not None or action.lower() not in SINGLE_ANSWER_ACTIONS
+        )
 
     def _wake(self) -> None:
         waiter = self.stream_waiter
@@ -387,14 +392,14 @@ class Dispatcher:
         """The lower-cased event names anyone can want now, or `None` for any name.
 
         `None` while an action waits for events (list items and follow-up
-        events are matched by ActionID) or an abandoned list may still send
+        events are matched by ActionID), or one is in flight that may answer
+        with a list (any action not in `SINGLE_ANSWER_ACTIONS`: its list may
+        end in the very read of its answer), or an abandoned list may still send
         some (its end must be seen; it is forgotten after `ABANDONED_LIST_TTL`
         seconds without a sign of it), or a subscriber uses a pattern, `*`
         or a predicate, or a sync handler is registered (user code that runs
         during dispatch could subscribe to names the parser already skipped).
-        The parser skips other events unparsed (`Parser.only_events`), except
-        in a read that carries `EventList:` (the connection parses that one in
-        full: a list answered to `send_action()` in it must be seen to end).
+        The parser skips other events unparsed (`Parser.only_events`).
         """
         if self._sweep_needed:
             self._targets_changed()
