@@ -64,8 +64,11 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
     ``min(reconnect_max_delay, reconnect_delay * 2**n)`` before attempt ``n``.
     ``ping_interval`` (``None``: no keepalive) is the silence after which a
     keepalive Ping is sent; nothing at all received within ``ping_timeout`` of
-    it marks the link dead. A value that would harm the client (a negative or
-    zero delay or timeout, ...) raises `ValueError`.
+    it marks the link dead. A value that would harm the client raises
+    `ValueError`, at construction and when set on a running client: every time
+    must be a finite number, and ``ping_interval`` and ``ping_timeout`` at least
+    0.05 s, ``reconnect_delay`` and ``reconnect_max_delay`` at least 0.001 s,
+    ``max_frame_size`` at least 64 bytes.
     """
 
     list_completions: dict[str, str]
@@ -213,7 +216,8 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Return once connected; raise if the client is closed or gave up.
 
-        ``TimeoutError`` after ``timeout`` seconds (default: the connect timeout).
+        ``TimeoutError`` after ``timeout`` seconds (default: the connect timeout;
+        ``0`` checks without waiting).
         """
         deadline = self.timeout if timeout is None else seconds("timeout", timeout, zero=True)
         loop = asyncio.get_running_loop()
@@ -443,6 +447,12 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         around it), it still closes: the link, pending actions, subscriptions
         and tasks are shut at once, and the rest finishes in the background (a
         later ``close()`` waits for it).
+
+        The tasks it cancels (async handlers, hooks) get `CLOSE_GRACE` (2 s) to
+        end; one still running then is left behind and named in a WARNING.
+        Called from one of those tasks (a handler's cancel cleanup) while
+        another ``close()`` runs, it shuts everything at once and returns
+        without waiting for the teardown, which waits for that very task.
         """
         closing = self._closing
         current = asyncio.current_task()
