@@ -27,6 +27,8 @@ __all__ = ["AMIProtocol"]
 logger = logging.getLogger("ami_async")
 wire_logger = logging.getLogger("ami_async.wire")
 
+#: In a list's answer (`EventList: start`) and in its last event (`EventList: Complete`).
+_LIST_MARK: Final = b"EventList:"
 _SECRET_LINE: Final = re.compile(rb"(?im)^(secret[ \t]*:)[^\r\n]*")
 _SECRET_OR_KEY_LINE: Final = re.compile(rb"(?im)^((?:secret|key)[ \t]*:)[^\r\n]*")
 
@@ -40,7 +42,13 @@ def redact(data: bytes) -> bytes:
 
 
 class AMIProtocol(asyncio.Protocol):
-    """One AMI connection: parser in, encoded actions out."""
+    """One AMI connection: parser in, encoded actions out.
+
+    `interest()`, asked before each read, gives the lower-cased event names to
+    keep (the parser skips the other events unparsed) or `None` for all; a set
+    whose `scan_lists` attribute is true also asks that a read carrying
+    `EventList:` be parsed in full.
+    """
 
     def __init__(
         self,
@@ -86,7 +94,13 @@ class AMIProtocol(asyncio.Protocol):
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s <<< %r", self.label, redact(data), extra=self._extra)
         if self._interest is not None:
-            self.parser.only_events = self._interest()
+            only = self._interest()
+            if only is not None and getattr(only, "scan_lists", False) and _LIST_MARK in data:
+                # An action that may answer with a list is in flight: its answer
+                # and the list's end may both be in this read, and the end must
+                # be seen (skipped, the ActionID would stay an unfinished list).
+                only = None
+            self.parser.only_events = only
         try:
             messages = self.parser.feed(data)
         except ProtocolError as exc:

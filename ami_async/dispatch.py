@@ -123,6 +123,7 @@ class Pending:
         "is_list",
         "items",
         "list_open",
+        "maybe_list",
         "response",
         "stream_waiter",
         "streaming",
@@ -158,13 +159,13 @@ class Pending:
         self.list_open = False
         self.stream_waiter: asyncio.Future[None] | None = None
         # Events may follow that are matched by ActionID: nothing may be skipped
-        # unparsed meanwhile. Any action that may answer with a list counts too
-        # (asked with send_action(), a list the client does not know): its items
-        # are not broadcast, and its end, maybe in the very read of its answer,
-        # must be seen.
-        self.wants_events = (
-            is_list or follow is not None or action.lower() not in SINGLE_ANSWER_ACTIONS
-        )
+        # unparsed meanwhile. A known list action asked with send_action() counts
+        # too: its items are not broadcast, and its end must be seen.
+        low = action.lower()
+        self.wants_events = is_list or follow is not None or low in LIST_COMPLETIONS
+        # Any other action that may answer with a list (one the client does not
+        # know): a read that may hold its answer and its end is parsed in full.
+        self.maybe_list = not self.wants_events and low not in SINGLE_ANSWER_ACTIONS
 
     def _wake(self) -> None:
         waiter = self.stream_waiter
@@ -234,6 +235,14 @@ class _Abandoned:
         self.expires = monotonic() + ABANDONED_LIST_TTL
 
 
+class _ScanLists(frozenset[bytes]):
+    """Event names to keep, and a request to parse in full a read carrying `EventList:`."""
+
+    __slots__ = ()
+
+    scan_lists = True
+
+
 Target = _Inbox | HandlerRunner
 
 
@@ -247,6 +256,9 @@ class Dispatcher:
         self._targets: list[tuple[_Matcher, Target]] = []
         self._route_cache: dict[str, list[tuple[_Matcher, Target]]] = {}
         self._wanted: frozenset[bytes] | None = frozenset()
+        self._wanted_scan: frozenset[bytes] | None = _ScanLists()
+        # Actions in flight that may answer with a list the client does not know.
+        self._maybe_lists = 0
         self._seq = itertools.count()
         # ActionID -> abandoned list, least recently active first.
         self._abandoned: dict[str, _Abandoned] = {}
@@ -264,6 +276,8 @@ class Dispatcher:
         self.pending[action_id] = pending
         if pending.wants_events:
             self._event_waiters += 1
+        elif pending.maybe_list:
+            self._maybe_lists += 1
         if self._abandoned:
             # The caller reuses the ID of an abandoned list: whatever carries it
             # from now on belongs to the new action.
@@ -275,6 +289,8 @@ class Dispatcher:
             del self.pending[pending.action_id]
             if pending.wants_events:
                 self._event_waiters -= 1
+            elif pending.maybe_list:
+                self._maybe_lists -= 1
             if (
                 pending.is_list
                 and pending.complete is None
@@ -306,6 +322,7 @@ class Dispatcher:
         pending = list(self.pending.values())
         self.pending.clear()
         self._event_waiters = 0
+        self._maybe_lists = 0
         # A new session sends no late items of the old one's lists.
         self._abandoned.clear()
         for p in pending:
@@ -392,14 +409,17 @@ class Dispatcher:
         """The lower-cased event names anyone can want now, or `None` for any name.
 
         `None` while an action waits for events (list items and follow-up
-        events are matched by ActionID), or one is in flight that may answer
-        with a list (any action not in `SINGLE_ANSWER_ACTIONS`: its list may
-        end in the very read of its answer), or an abandoned list may still send
+        events are matched by ActionID) or an abandoned list may still send
         some (its end must be seen; it is forgotten after `ABANDONED_LIST_TTL`
         seconds without a sign of it), or a subscriber uses a pattern, `*`
         or a predicate, or a sync handler is registered (user code that runs
         during dispatch could subscribe to names the parser already skipped).
-        The parser skips other events unparsed (`Parser.only_events`).
+        The parser skips other events unparsed (`Parser.only_events`). While
+        an action is in flight that may answer with a list the client does not
+        know (any action not in `SINGLE_ANSWER_ACTIONS`), the names come as a
+        `_ScanLists` (its `scan_lists` is true): the connection then parses in
+        full a read that carries `EventList:`, for the list may end in the very
+        read of its answer, and that end must be seen.
         """
         if self._sweep_needed:
             self._targets_changed()
@@ -409,6 +429,8 @@ class Dispatcher:
             self._expire_abandoned()
             if self._abandoned:
                 return None
+        if self._maybe_lists:
+            return self._wanted_scan
         return self._wanted
 
     def _targets_changed(self) -> None:
@@ -435,10 +457,11 @@ class Dispatcher:
                 or matcher.predicate is not None
                 or (isinstance(target, HandlerRunner) and not target.is_async)
             ):
-                self._wanted = None
+                self._wanted = self._wanted_scan = None
                 return
             names.update(name.encode("utf-8", "surrogateescape") for name in matcher.exact)
         self._wanted = frozenset(names)
+        self._wanted_scan = _ScanLists(names)
 
     def _routes(self, name: str) -> list[tuple[_Matcher, Target]]:
         """The targets of events named `name` (cached by the name as received)."""
