@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from time import monotonic
 from typing import Any, Final
 
-from ._single_answer import SINGLE_ANSWER_ACTIONS
+from ._answers import LIST_COMPLETIONS, SINGLE_ANSWER_ACTIONS
 from .errors import ActionError
 from .message import Event, Message, Response
 from .subscription import (
@@ -48,32 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("ami_async")
-
-#: Completion event of list actions, for servers that do not send ``EventList:``
-#: (Asterisk 11 and older). Keys are lower-case action names.
-LIST_COMPLETIONS: Final[dict[str, str]] = {
-    "agents": "AgentsComplete",
-    "bridgelist": "BridgeListComplete",
-    "confbridgelist": "ConfbridgeListComplete",
-    "confbridgelistrooms": "ConfbridgeListRoomsComplete",
-    "coreshowchannels": "CoreShowChannelsComplete",
-    "dbget": "DBGetComplete",
-    "dbgettree": "DBGetTreeComplete",
-    "devicestatelist": "DeviceStateListComplete",
-    "extensionstatelist": "ExtensionStateListComplete",
-    "iaxpeerlist": "PeerlistComplete",
-    "iaxpeers": "PeerlistComplete",
-    "meetmelist": "MeetmeListComplete",
-    "parkedcalls": "ParkedCallsComplete",
-    "parkinglots": "ParkinglotsComplete",
-    "pjsipshowendpoints": "EndpointListComplete",
-    "queuestatus": "QueueStatusComplete",
-    "queuesummary": "QueueSummaryComplete",
-    "showdialplan": "ShowDialPlanComplete",
-    "sippeers": "PeerlistComplete",
-    "status": "StatusComplete",
-    "voicemailuserslist": "VoicemailUserEntryComplete",
-}
 
 _LIST_END: Final = frozenset({"complete", "cancelled"})
 

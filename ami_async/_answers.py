@@ -1,10 +1,15 @@
-"""Actions that Asterisk answers with one response, never with a list.
+"""What an action's answer is: a list ending in a known event, or one response.
 
-While any other action is in flight the client's parser skips no event unparsed:
-its answer may open a list (`EventList: start`) whose items and end carry its
-ActionID, and may come in the same read as that answer. An action not named here
-(a list the client does not know, a third-party module's action) is taken as one
-that may answer with a list.
+`LIST_COMPLETIONS` names the completion event of list actions, for servers that
+do not mark lists. `SINGLE_ANSWER_ACTIONS` are the actions that Asterisk answers
+with one response, never with a list.
+
+While any other action is in flight, a read that carries `EventList:` is parsed
+in full (no event skipped unparsed): the action's answer may open a list
+(`EventList: start`) whose items and end carry its ActionID, and the end may come
+in the same read as the answer. An action not named here (a list the client does
+not know, a third-party module's action) is taken as one that may answer with a
+list.
 
 The names are the actions that Asterisk 13.38, 18.26, 20.20 and 22.11 document and
 register without sending an EventList in any of those versions (the AMI catalogue
@@ -16,7 +21,33 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SINGLE_ANSWER_ACTIONS"]
+__all__ = ["LIST_COMPLETIONS", "SINGLE_ANSWER_ACTIONS"]
+
+#: Completion event of list actions, for servers that do not send ``EventList:``
+#: (Asterisk 11 and older). Keys are lower-case action names.
+LIST_COMPLETIONS: Final[dict[str, str]] = {
+    "agents": "AgentsComplete",
+    "bridgelist": "BridgeListComplete",
+    "confbridgelist": "ConfbridgeListComplete",
+    "confbridgelistrooms": "ConfbridgeListRoomsComplete",
+    "coreshowchannels": "CoreShowChannelsComplete",
+    "dbget": "DBGetComplete",
+    "dbgettree": "DBGetTreeComplete",
+    "devicestatelist": "DeviceStateListComplete",
+    "extensionstatelist": "ExtensionStateListComplete",
+    "iaxpeerlist": "PeerlistComplete",
+    "iaxpeers": "PeerlistComplete",
+    "meetmelist": "MeetmeListComplete",
+    "parkedcalls": "ParkedCallsComplete",
+    "parkinglots": "ParkinglotsComplete",
+    "pjsipshowendpoints": "EndpointListComplete",
+    "queuestatus": "QueueStatusComplete",
+    "queuesummary": "QueueSummaryComplete",
+    "showdialplan": "ShowDialPlanComplete",
+    "sippeers": "PeerlistComplete",
+    "status": "StatusComplete",
+    "voicemailuserslist": "VoicemailUserEntryComplete",
+}
 
 SINGLE_ANSWER_ACTIONS: Final = frozenset(
     {
