@@ -112,6 +112,27 @@ def test_rendered_pages_show_no_sphinx_roles(built_site: Path) -> None:
     assert shown == []
 
 
+def raw_fences(page: str) -> list[str]:
+    """Text around each ```` ``` ```` shown as prose: a code fence Markdown did not read."""
+    prose = re.sub(r"<(script|pre|code)\b.*?</\1>", "", page, flags=re.S)
+    text = re.sub(r"<[^>]+>", "", prose)
+    return [text[max(0, m.start() - 40) : m.end() + 20] for m in re.finditer("```", text)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ami_async/errors.py's module docstring opens its tree with `text, not ```text"
+    " (line 5): the reference shows the closing fence raw. Remove this marker once fixed.",
+)
+def test_rendered_pages_show_no_raw_code_fences(built_site: Path) -> None:
+    shown = {
+        str(p.relative_to(built_site)): raw
+        for p in sorted(built_site.rglob("*.html"))
+        if (raw := raw_fences(p.read_text(encoding="utf-8")))
+    }
+    assert shown == {}
+
+
 def test_every_uvicorn_line_has_a_graceful_shutdown_timeout() -> None:
     """The pages leave event streams open (`curl -N`): without the option Ctrl-C waits for them."""
     pages = [*PAGES, ROOT / "examples" / "fastapi_app.py"]
