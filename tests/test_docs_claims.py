@@ -236,3 +236,21 @@ def test_testing_guide_lists_the_lab_users_as_the_fake_knows_them() -> None:
     assert pairs == {name: user.secret for name, user in users.items()}
     assert users["monitor"].write == "" and users["callonly"].read == "call"
     assert users["single"].allow_multiple_login is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tests/_cli.py, _fake_client.py, _simpbx_wire.py and test_fake_recordings.py build"
+    " ../shared/fixtures themselves: import FIXTURES from tests/_fixtures.py. Remove this marker"
+    " once fixed.",
+)
+def test_every_test_honours_ami_fixtures_as_the_readme_says() -> None:
+    """The README: the tests read ../shared/fixtures, or the directory AMI_FIXTURES names."""
+    assert "set\n`AMI_FIXTURES` to use another directory" in (ROOT / "README.md").read_text()
+    own = re.compile(r'"shared"\s*/\s*"fixtures"')
+    found = [
+        path.name
+        for path in sorted((ROOT / "tests").glob("*.py"))
+        if path.name != "_fixtures.py" and own.search(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
