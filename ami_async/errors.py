@@ -2,7 +2,7 @@
 
 Every exception the library raises on purpose derives from `AMIError`:
 
-`text
+```text
 AMIError
 ├── AMIConnectionError          cannot connect, TLS failure, banner/login never came
 │   └── ConnectionLostError     an established link dropped (pending actions fail with it)

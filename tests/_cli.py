@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _fixtures import FIXTURES as _FIXTURES
 
 from ami_async.testing import FakeAsterisk
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = _FIXTURES
 TIMEOUT = 15.0
 SECRET = "Zebra-Secret-4711"
 SUBCOMMANDS = ("demo", "events", "action", "command", "originate", "decode", "fake-pbx")

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fixtures import FIXTURES as _FIXTURES
 
 from ami_async.message import Message
 from ami_async.protocol import Parser, encode_action
 from ami_async.testing import FakeAsterisk
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = _FIXTURES
 TIMEOUT = 5.0
 
 Headers = tuple[tuple[str, str], ...]

@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 
 import pytest
+from _fixtures import FIXTURES as _FIXTURES
 
 from ami_async.message import Message
 from ami_async.protocol import Parser
 from ami_async.testing import FakeAsterisk, SimPBX
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "asterisk-22"
+FIXTURES = _FIXTURES / "asterisk-22"
 TIMEOUT = 5.0
 SCALE = 0.02
 

@@ -119,11 +119,6 @@ def raw_fences(page: str) -> list[str]:
     return [text[max(0, m.start() - 40) : m.end() + 20] for m in re.finditer("```", text)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ami_async/errors.py's module docstring opens its tree with `text, not ```text"
-    " (line 5): the reference shows the closing fence raw. Remove this marker once fixed.",
-)
 def test_rendered_pages_show_no_raw_code_fences(built_site: Path) -> None:
     shown = {
         str(p.relative_to(built_site)): raw
@@ -238,12 +233,6 @@ def test_testing_guide_lists_the_lab_users_as_the_fake_knows_them() -> None:
     assert users["single"].allow_multiple_login is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tests/_cli.py, _fake_client.py, _simpbx_wire.py and test_fake_recordings.py build"
-    " ../shared/fixtures themselves: import FIXTURES from tests/_fixtures.py. Remove this marker"
-    " once fixed.",
-)
 def test_every_test_honours_ami_fixtures_as_the_readme_says() -> None:
     """The README: the tests read ../shared/fixtures, or the directory AMI_FIXTURES names."""
     assert "set\n`AMI_FIXTURES` to use another directory" in (ROOT / "README.md").read_text()

@@ -11,17 +11,17 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from _fake_client import RawClient
+from _fixtures import FIXTURES as _FIXTURES
 
 from ami_async.message import Message
 from ami_async.protocol import Parser
 from ami_async.testing import FakeAsterisk, FakeUser
 from ami_async.testing._users import LAB_USERS
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = _FIXTURES
 TIMEOUT = 5.0
 SECRETS = {name: user.secret for name, user in LAB_USERS.items()}
 
