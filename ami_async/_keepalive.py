@@ -25,7 +25,7 @@ import contextlib
 import socket as _socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from .connection import AMIProtocol
 from .dispatch import Pending
@@ -130,8 +130,11 @@ class Keepalive:
                     if blockers:
                         # Silence is expected until they end or their own timeout.
                         until = min(self.blocking[p] for p in blockers)
+                        # ...or until the link is lost (then the loop ends).
+                        wake: list[asyncio.Future[Any]] = [p.future for p in blockers]
+                        wake.append(protocol._lost)
                         await asyncio.wait(
-                            [p.future for p in blockers],
+                            wake,
                             timeout=max(until - now, 0.0) + 0.01,
                             return_when=asyncio.FIRST_COMPLETED,
                         )

@@ -40,15 +40,24 @@ OPTIONS: Final = frozenset(
 def seconds(label: str, value: object, *, zero: bool = False) -> float:
     """``value`` as a timeout: a finite positive (or, with ``zero``, zero) number of
     seconds, not a bool; else `ValueError`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not (value >= 0 if zero else value > 0)
-    ):
+    number = _as_float(value)
+    if number is None or not math.isfinite(number) or not (number >= 0 if zero else number > 0):
         what = "zero or a finite positive" if zero else "a finite positive"
         raise ValueError(f"{label} must be {what} number of seconds, not {value!r}")
-    return float(value)
+    return number
+
+
+def _as_float(value: object) -> float | None:
+    """``value`` as a float if it is a real number (not a bool); ``None`` otherwise.
+
+    An int too large for a float (``10**400``) is ``inf``: refused like it.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def check_option(name: str, value: object) -> None:

@@ -136,13 +136,21 @@ class SenderMixin:
             return await pending.future
         finally:
             handle.cancel()
-            if blocking and written and pending.future.cancelled() and not protocol.closed:
+            if (
+                blocking
+                and written
+                and pending.future.cancelled()
+                and not protocol.closed
+                and self._dispatcher.pending.get(pending.action_id) is pending
+            ):
                 # The caller gave up, but Asterisk's session stays busy with it.
                 self._keep_blocking(pending, deadline)
             else:
                 if blocking:
                     self._watch.blocking.pop(pending, None)
                 self._dispatcher.discard(pending)
+                if not pending.future.done():
+                    pending.future.cancel()  # wakes a keepalive waiting on it
 
     def _keep_blocking(self, pending: Pending, deadline: float) -> None:
         """Keep a cancelled blocking action in flight until its late answer or its deadline.
@@ -168,6 +176,7 @@ class SenderMixin:
             self._dispatcher.discard(pending)
 
         late.add_done_callback(done)
+        pending.kept = True
         self._watch.blocking[pending] = deadline
 
     def _expire(self, pending: Pending, timeout: float) -> None:
@@ -421,6 +430,8 @@ class SenderMixin:
         finally:
             self._watch.blocking.pop(pending, None)
             self._dispatcher.discard(pending)
+            if not pending.future.done():
+                pending.future.cancel()  # wakes a keepalive waiting on it
 
 
 def _expire_waiter(waiter: asyncio.Future[None], expired: list[bool]) -> None:

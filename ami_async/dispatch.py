@@ -96,6 +96,7 @@ class Pending:
         "future",
         "is_list",
         "items",
+        "kept",
         "list_open",
         "maybe_list",
         "response",
@@ -127,6 +128,9 @@ class Pending:
         # the follow-up event is in.
         self.future: asyncio.Future[Response] = loop.create_future()
         self.response: Response | None = None
+        #: Cancelled by its caller but kept in flight (a blocking action Asterisk
+        #: is still running): a new action with its ActionID replaces it.
+        self.kept = False
         self.items: collections.deque[Event] = collections.deque() if is_list else _NO_ITEMS
         self.complete: Event | None = None
         self.follow_event: Event | None = None
@@ -245,6 +249,12 @@ class Dispatcher:
 
     def add(self, pending: Pending) -> None:
         action_id = pending.action_id
+        old = self.pending.get(action_id)
+        if old is not None and old.kept:
+            # Its caller is gone (DESIGN: a cancelled action leaves the table):
+            # the ID is free again.
+            self.discard(old)
+            old.future.cancel()
         if action_id in self.pending:
             raise ValueError(f"ActionID {action_id!r} is already in flight")
         self.pending[action_id] = pending

@@ -16,7 +16,6 @@ import collections
 import contextlib
 import inspect
 import logging
-import math
 import sys
 import weakref
 from collections.abc import Awaitable, Callable
@@ -57,7 +56,7 @@ def check_timeout(timeout: object) -> None:
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, (int, float))
-        or not 0 <= timeout < math.inf
+        or not 0 <= timeout < sys.float_info.max  # 10**400 would overflow the timer
     ):
         raise ValueError(
             f"timeout must be zero or a positive, finite number of seconds, not {timeout!r} "
