@@ -508,16 +508,27 @@ class _ActionsBase:
 
     # -- variables -------------------------------------------------------------------
 
-    async def getvar(self, session: FakeSession, action: Message) -> None:
+    async def _variable_target(
+        self, session: FakeSession, action: Message
+    ) -> tuple[str, SimChannel | None] | None:
+        """The variable a Getvar/Setvar names and its channel (`None`: global);
+        `None` once the error Asterisk gives is answered."""
         variable = _header(action, "Variable")
         if not variable:
             await self.error(session, action, "No variable specified")
-            return
+            return None
         name = _header(action, "Channel")
         channel = self.find(name)
         if name and channel is None:
             await self.error(session, action, "No such channel")
+            return None
+        return variable, channel
+
+    async def getvar(self, session: FakeSession, action: Message) -> None:
+        target = await self._variable_target(session, action)
+        if target is None:
             return
+        variable, channel = target
         sim = self.server._sim
         if sim is not None:
             value = sim.get_variable(channel, variable) or ""
@@ -526,15 +537,10 @@ class _ActionsBase:
         await session.send(make_response(action, "Success", Variable=variable, Value=value))
 
     async def setvar(self, session: FakeSession, action: Message) -> None:
-        variable = _header(action, "Variable")
-        if not variable:
-            await self.error(session, action, "No variable specified")
+        target = await self._variable_target(session, action)
+        if target is None:
             return
-        name = _header(action, "Channel")
-        channel = self.find(name)
-        if name and channel is None:
-            await self.error(session, action, "No such channel")
-            return
+        variable, channel = target
         value = _header(action, "Value")
         await self.ok(session, action, "Variable Set")
         sim = self.server._sim
