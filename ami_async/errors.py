@@ -12,7 +12,13 @@ AMIError
 │                               and an asyncio.TimeoutError, on every Python)
 ├── ProtocolError               the peer broke the framing (over-long frame, ...)
 ├── SubscriptionOverflowError   a subscriber fell behind and its bounded queue overflowed
-└── InvalidActionError          the caller's action cannot be encoded (also a ValueError)
+├── InvalidActionError          the caller's action cannot be encoded (also a ValueError)
+└── AGIError                    an AGI command failed (has .answer when Asterisk answered)
+    ├── AGIHangupError          the channel is gone: HANGUP, 511, -1 on a dead channel,
+    │                           AsyncAGIEnd, or the FastAGI socket / AMI link closed
+    ├── AGIUsageError           520: Asterisk printed the command's usage
+    ├── AGIInvalidCommandError  510: Asterisk does not know the command
+    └── AGITimeoutError         no answer within timeout= (also a TimeoutError)
 ```
 
 Messages never contain the value of a ``Secret`` or ``Key`` header.
@@ -28,6 +34,11 @@ if TYPE_CHECKING:
     from .message import Message, Response
 
 __all__ = [
+    "AGIError",
+    "AGIHangupError",
+    "AGIInvalidCommandError",
+    "AGITimeoutError",
+    "AGIUsageError",
     "AMIConnectionError",
     "AMIError",
     "ActionError",
@@ -142,3 +153,35 @@ class InvalidActionError(AMIError, ValueError):
 
     Raised before a single byte is written, so nothing can be injected.
     """
+
+
+class AGIError(AMIError):
+    """An AGI command failed.
+
+    ``answer`` is Asterisk's whole answer text (e.g. the 520 usage lines), or
+    ``None`` when none came; ``command`` the command line that was sent.
+    """
+
+    def __init__(
+        self, message: str, *, command: str | None = None, answer: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.answer = answer
+
+
+class AGIHangupError(AGIError):
+    """The channel hung up (``HANGUP``, ``511``, ``-1`` on a dead channel, ``AsyncAGIEnd``)
+    or the session's transport (the FastAGI socket, the AMI link) is gone."""
+
+
+class AGIUsageError(AGIError):
+    """Asterisk answered ``520``: the command's arguments are wrong (``answer`` has the usage)."""
+
+
+class AGIInvalidCommandError(AGIError):
+    """Asterisk answered ``510 Invalid or unknown command``."""
+
+
+class AGITimeoutError(AGIError, _Timeout):
+    """No answer within the command's ``timeout=``; also a `TimeoutError` on every Python."""
