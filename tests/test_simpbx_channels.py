@@ -336,7 +336,10 @@ async def test_own_extensions_and_applications(fake: FakeAsterisk, wire: Wire) -
     [
         (["Busy()"], "5"),
         (["Congestion()"], "8"),
-        (["Hangup()"], "1"),
+        # A hangup before the answer is Reason 0, not 1 (AST_CONTROL_HANGUP): a Hangup
+        # action on the unanswered ;2 in fastagi_hangup_ami.bin, Dial then Hangup() in
+        # dial_noanswer.bin.
+        (["Hangup()"], "0"),
         (["Ringing()", "Wait(100000)"], "3"),
     ],
 )

@@ -157,7 +157,10 @@ class SimPBX(_PbxCalls):
             if not result.done():
                 result.set_result(OriginateResult(False, reason))
 
-        one._dialing = _Dialing(answered, failed, cel_answer=False)
+        def ringing(channel: SimChannel) -> None:
+            self._dial_state(None, channel)
+
+        one._dialing = _Dialing(answered, failed, ringing, cel_answer=False)
         self._dial_begin(None, one, f"{exten}@{context}")
         self._start_pbx(two)
         timer.append(self._spawn(self._originate_timeout(one, request.timeout)))
@@ -219,6 +222,12 @@ class SimPBX(_PbxCalls):
         parts: list[Headers] = [] if caller is None else [caller.snapshot()]
         self._emit(
             "DialBegin", "call,all", *parts, callee.snapshot("Dest"), [("DialString", dialstring)]
+        )
+
+    def _dial_state(self, caller: SimChannel | None, callee: SimChannel) -> None:
+        parts: list[Headers] = [] if caller is None else [caller.snapshot()]
+        self._emit(
+            "DialState", "call,all", *parts, callee.snapshot("Dest"), [("DialStatus", "RINGING")]
         )
 
     def _dial_end(self, caller: SimChannel | None, callee: SimChannel, status: str) -> None:

@@ -15,8 +15,8 @@ from ._pbx_model import (
     _REASON_BUSY,
     _REASON_CONGESTION,
     _REASON_RINGING,
+    BUSY_STATE,
     NORMAL_CLEARING,
-    RINGING,
     UP,
     Headers,
     SimChannel,
@@ -136,22 +136,29 @@ async def _app_goto(pbx: SimPBX, channel: SimChannel, data: str) -> int:
 
 
 async def _app_ringing(pbx: SimPBX, channel: SimChannel, data: str) -> int:
-    if channel.state not in (UP, RINGING):
+    # The indication goes to the other side: a Local ;2's ;1 shows Ringing (dial_noanswer.bin).
+    if channel.state != UP:
         pbx._control(channel, _REASON_RINGING)
-        pbx._set_state(channel, RINGING)
         pbx._settle()
     return 0
 
 
 async def _app_busy(pbx: SimPBX, channel: SimChannel, data: str) -> int:
-    pbx._control(channel, _REASON_BUSY)
+    # app_dial.c: a channel not up goes to state Busy first (dial_busy.bin).
     channel.hangupcause = _BUSY
+    if channel.state != UP:
+        pbx._set_state(channel, BUSY_STATE)
+        pbx._flush_devices()
+    pbx._control(channel, _REASON_BUSY)
     await pbx.wait(channel, float(data) if data.strip() else None)
     return -1
 
 
 async def _app_congestion(pbx: SimPBX, channel: SimChannel, data: str) -> int:
-    pbx._control(channel, _REASON_CONGESTION)
     channel.hangupcause = _CONGESTION
+    if channel.state != UP:
+        pbx._set_state(channel, BUSY_STATE)  # Congestion() too (dial_congestion.bin)
+        pbx._flush_devices()
+    pbx._control(channel, _REASON_CONGESTION)
     await pbx.wait(channel, float(data) if data.strip() else None)
     return -1

@@ -10,14 +10,13 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from ._pbx_model import (
-    _BUSY,
-    _CONGESTION,
     _REASON_BUSY,
     _REASON_CONGESTION,
-    _REASON_HANGUP,
+    _REASON_RINGING,
     DOWN,
     NORMAL_CLEARING,
     RING,
+    RINGING,
     UP,
     Headers,
     SimChannel,
@@ -131,11 +130,18 @@ class _PbxCalls(_PbxState):
             return
         peer._control = control
         dialing = peer._dialing
+        if control == _REASON_RINGING:
+            if peer.state not in (UP, RINGING):
+                self._set_state(peer, RINGING)
+                if dialing is not None and dialing.ringing is not None:
+                    dialing.ringing(peer)
+            return
         if dialing is not None and control in (_REASON_BUSY, _REASON_CONGESTION):
             peer._dialing = None
             busy = control == _REASON_BUSY
             dialing.failed(peer, control, "BUSY" if busy else "CONGESTION")
-            self._hangup_pair(peer, _BUSY if busy else _CONGESTION)
+            # The dialer hangs up its ;1 without a cause; the ;2 keeps its own (dial_busy.bin).
+            self._hangup_pair(peer, 0)
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], channel: SimChannel | None = None
@@ -261,18 +267,16 @@ class _PbxCalls(_PbxState):
             self._kill_task(channel)
         first.hangupcause = cause
         self._run_cleanups(first)
-        for channel in pair:
-            dialing, channel._dialing = channel._dialing, None
-            if dialing is not None:
-                reason = channel._control or (_REASON_HANGUP if channel is not first else 0)
-                dialing.failed(channel, reason, _dial_status(cause))
+        self._dial_failed(first, cause)
         self._emit_cdr(first)
         if second is not None:
             status = first.variables.get("DIALSTATUS")
             if first.half == 2 and status is not None:
                 self._var_set(second, "CHANLOCALSTATUS", status)
-            second.hangupcause = cause
+            # A ;2 that set its own cause (Busy(), Hangup(17)) keeps it (dial_busy.bin).
+            second.hangupcause = second.hangupcause or cause
             self._channel_event("HangupRequest", second, ("Cause", str(cause)))
+            self._dial_failed(second, cause)
             # What the peer was doing stops now (MusicOnHoldStop in playback_moh.bin).
             self._run_cleanups(second)
             self._emit_cdr(second)
@@ -313,6 +317,18 @@ class _PbxCalls(_PbxState):
         for bridge in bridges:
             self._bridge_dissolve(bridge, cause)
         self._check_idle()
+
+    def _dial_failed(self, channel: SimChannel, cause: int) -> None:
+        """Whoever dials the channel learns it hung up before answering.
+
+        The reason is that of a busy or congestion indication, else 0: a hangup
+        gives Reason 0 even after ringing (dial_noanswer.bin, fastagi_hangup_ami.bin).
+        """
+        dialing, channel._dialing = channel._dialing, None
+        if dialing is not None:
+            control = channel._control
+            reason = control if control in (_REASON_BUSY, _REASON_CONGESTION) else 0
+            dialing.failed(channel, reason, _dial_status(cause))
 
     # -- bridges ---------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ from ._pbx_model import (
     _NOT_INUSE,
     _QUEUE_RETRY_SECONDS,
     _QUEUE_VARIABLES,
+    _REASON_RINGING,
     _RINGING_DEVICE,
+    DIAL_DISPOSITION,
     NORMAL_CLEARING,
     SimChannel,
     SimQueue,
@@ -83,12 +85,28 @@ class _Call:
         self.decided: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[int] = loop.create_future()
         self.on_answer: Callable[[SimChannel], None] = lambda callee: None
+        self.started = pbx.now()
+        self.rang: float | None = None
 
     def ring(self, callee: SimChannel, two: SimChannel, dialstring: str) -> None:
         self.callees.append(callee)
-        callee._dialing = _Dialing(self._answered, self._failed)
+        callee._dialing = _Dialing(self._answered, self._failed, self._ringing)
+        cdr = self.caller._cdr
+        if cdr is not None and not cdr.destination_channel:
+            cdr.destination_channel = callee.name
         self.pbx._dial_begin(self.caller, callee, dialstring)
         self.pbx._start_pbx(two)
+
+    def _ringing(self, callee: SimChannel) -> None:
+        """The callee rings: Dial passes it on to its caller (dial_noanswer.bin)."""
+        pbx, caller = self.pbx, self.caller
+        pbx._control(caller, _REASON_RINGING)
+        if self.rang is None:
+            self.rang = pbx.now()
+            ring = self.rang - self.started
+            pbx._var_set(caller, "RINGTIME", str(int(ring)))
+            pbx._var_set(caller, "RINGTIME_MS", str(int(ring * 1000)))
+        pbx._dial_state(caller, callee)
 
     def _answered(self, callee: SimChannel) -> None:
         if self.winner is not None or not self.caller.alive:
@@ -171,6 +189,8 @@ async def _app_dial(pbx: SimPBX, channel: SimChannel, data: str) -> int:
         with contextlib.suppress(ValueError):
             channel._cleanups.remove(call.cancel)
         pbx._var_set(channel, "DIALSTATUS", status)
+        # The record of this Dial ends; the dialplan after it gets a new one (dial_busy.bin).
+        pbx._close_cdr(channel, DIAL_DISPOSITION.get(status, "NO ANSWER"))
         return 0
     with contextlib.suppress(ValueError):
         channel._cleanups.remove(call.cancel)

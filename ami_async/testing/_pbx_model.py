@@ -35,6 +35,7 @@ DOWN: Final = 0
 RING: Final = 4
 RINGING: Final = 5
 UP: Final = 6
+BUSY_STATE: Final = 7
 _STATE_TEXT: Final = (
     "Down", "Rsrvd", "OffHook", "Dialing", "Ring", "Ringing", "Up", "Busy",
     "Dialing Offhook", "Pre-ring",
@@ -144,6 +145,25 @@ LAB_DIALPLAN: Final[Mapping[str, Mapping[str, Sequence[str]]]] = {
         "600": ("Answer()", "Set(FOO=bar)", "UserEvent(TestEvent,Foo: bar)", "Wait(1)", "Hangup()"),
         "700": ("Answer()", "Wait(30)"),
         "800": ("Answer()", "MusicOnHold(default,10)"),
+        # The call-flow captures (dial_noanswer ... hangup_causes).
+        "300": ("Answer()", "ConfBridge(1234)"),
+        "460": ("Busy(5)",),
+        "470": ("Congestion(5)",),
+        "900": ("Answer()", "Park()"),
+        "2001": ("Dial(Local/2002@test,3)", "Hangup()"),
+        "2002": ("Ringing()", "Wait(30)"),
+        "2003": ("Dial(Local/460@test,10)", "Hangup()"),
+        "2004": ("Dial(Local/470@test,10)", "Hangup()"),
+        "2010": ("Dial(Local/2011@test,30)",),
+        "2011": ("Answer()", "Wait(20)", "Hangup()"),
+        "2012": ("Dial(Local/2013@test,20)",),
+        "2013": ("Answer()", "Wait(3)", "Hangup()"),
+        "2014": ("Set(FEATUREMAP(atxfer)=*2)", "Dial(Local/2011@test,30,T)"),
+        "2015": ("Answer()", "Wait(6)", "Hangup()"),
+        "2020": ("Dial(Local/2021@test,20)",),
+        "2021": ("Dial(Local/2022@test,20)",),
+        "2022": ("Answer()", "Wait(4)", "Hangup()"),
+        "2030": ("Answer()", "Wait(1)", "Hangup(16)"),
     }
 }
 """The ``[test]`` context of the lab the fixtures were recorded on (as far as the
@@ -374,6 +394,11 @@ class _Cdr:
     last_data: str = ""
     destination_channel: str = ""
     disposition: str = ""
+    closed: bool = False
+    end: float | None = None
+    context: str = ""
+    exten: str = ""
+    """The party it recorded ended (an unanswered Dial): the next application starts a new CDR."""
 
 
 @dataclass(eq=False)
@@ -388,6 +413,8 @@ class _Dialing:
 
     answered: Callable[[SimChannel], None]
     failed: Callable[[SimChannel, int, str], None]
+    ringing: Callable[[SimChannel], None] | None = None
+    """The callee rings (a DialState event, and Dial passes the ringing on)."""
     cel_answer: bool = True
     """False when the dialer logs the channel's CEL ANSWER itself, later."""
 
@@ -442,6 +469,7 @@ class SimChannel:
         self.answered_at: float | None = None
         self._bridge: _Bridge | None = None
         self._cdr: _Cdr | None = None
+        self._cdrs_done: list[_Cdr] = []  # finished records, written at hangup
         self._dialing: _Dialing | None = None
         self._task: asyncio.Task[None] | None = None
         self._goto: tuple[str, str, int] | None = None
@@ -518,6 +546,30 @@ class OriginateResult:
     success: bool
     reason: int
     channel: SimChannel | None = None
+
+
+# cdr.c: an unanswered record's disposition from the hangup cause (cdr.conf congestion=yes).
+_CAUSE_DISPOSITION: Final[Mapping[int, str]] = {
+    _BUSY: "BUSY",
+    _CONGESTION: "CONGESTION",
+    3: "FAILED",
+    20: "FAILED",
+    0: "FAILED",
+}
+# ... and from a Dial's status (the record of the dialing channel).
+DIAL_DISPOSITION: Final[Mapping[str, str]] = {
+    "ANSWER": "ANSWERED",
+    "BUSY": "BUSY",
+    "CONGESTION": "CONGESTION",
+    "CHANUNAVAIL": "FAILED",
+}
+
+
+def cdr_disposition(answered: bool, cause: int) -> str:
+    """A CDR's Disposition when nothing set it: ANSWERED, else by the hangup cause."""
+    if answered:
+        return "ANSWERED"
+    return _CAUSE_DISPOSITION.get(cause, "NO ANSWER")
 
 
 def _dial_status(cause: int) -> str:

@@ -39,6 +39,8 @@ from ._pbx_model import (
     SimChannel,
     SimQueue,
     SimQueueMember,
+    _Cdr,
+    cdr_disposition,
     state_text,
 )
 
@@ -360,12 +362,18 @@ class _PbxState:
         )
 
     def _emit_cdr(self, channel: SimChannel) -> None:
+        """Write the channel's CDRs (those a Dial closed, then the open one)."""
         cdr, channel._cdr = channel._cdr, None
-        if cdr is None or not self.cdr:
+        done, channel._cdrs_done = channel._cdrs_done, []
+        if not self.cdr:
             return
+        for record in [*done, *([cdr] if cdr is not None else [])]:
+            self._write_cdr(channel, record)
+
+    def _write_cdr(self, channel: SimChannel, cdr: _Cdr) -> None:
         end = self.now()
         answered = cdr.answer
-        disposition = cdr.disposition or ("ANSWERED" if answered is not None else "NO ANSWER")
+        disposition = cdr.disposition or cdr_disposition(answered is not None, channel.hangupcause)
         caller_id = f'"{channel.caller_name}" <{channel.caller_num}>'
         self._emit(
             "Cdr",
@@ -373,8 +381,8 @@ class _PbxState:
             [
                 ("AccountCode", channel.account_code),
                 ("Source", channel.caller_num),
-                ("Destination", channel.exten),
-                ("DestinationContext", channel.context),
+                ("Destination", cdr.exten or channel.exten),
+                ("DestinationContext", cdr.context or channel.context),
                 ("CallerID", caller_id),
                 ("Channel", channel.name),
                 ("DestinationChannel", cdr.destination_channel),
@@ -382,9 +390,12 @@ class _PbxState:
                 ("LastData", cdr.last_data),
                 ("StartTime", self._timestamp(cdr.start)),
                 ("AnswerTime", self._timestamp(answered) if answered is not None else ""),
-                ("EndTime", self._timestamp(end)),
-                ("Duration", str(int(end - cdr.start))),
-                ("BillableSeconds", str(int(end - answered)) if answered is not None else "0"),
+                ("EndTime", self._timestamp(cdr.end or end)),
+                ("Duration", str(int((cdr.end or end) - cdr.start))),
+                (
+                    "BillableSeconds",
+                    str(int((cdr.end or end) - answered)) if answered is not None else "0",
+                ),
                 ("Disposition", disposition),
                 ("AMAFlags", "DOCUMENTATION"),
                 ("UniqueID", channel.uniqueid),
@@ -392,8 +403,22 @@ class _PbxState:
             ],
         )
 
+    def _close_cdr(self, channel: SimChannel, disposition: str = "") -> None:
+        """The party of the channel's CDR is gone: it ends now, a new one starts when it goes on."""
+        cdr = channel._cdr
+        if cdr is None:
+            return
+        cdr.closed = True
+        cdr.end = self.now()
+        cdr.context, cdr.exten = channel.context, channel.exten
+        if disposition:
+            cdr.disposition = disposition
+
     def _set_last_app(self, channel: SimChannel, app: str, data: str) -> None:
         channel.appl, channel.data = app, data
+        if channel._cdr is not None and channel._cdr.closed:
+            channel._cdrs_done.append(channel._cdr)
+            channel._cdr = _Cdr(self.now())
         if channel._cdr is not None:
             channel._cdr.last_app, channel._cdr.last_data = app, data
 
