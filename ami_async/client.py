@@ -24,11 +24,11 @@ from ._keepalive import Keepalive
 from ._login import LoginMixin, is_credential_refusal
 from ._options import OPTIONS, backoff, check_option, check_options, event_mask, seconds
 from ._subscribing import SubscriberMixin
+from ._tagging import TaggingDispatcher
 from .actions import ActionsMixin
 from .connection import AMIProtocol
 from .dispatch import (
     LIST_COMPLETIONS,
-    Dispatcher,
     Pending,
 )
 from .errors import (
@@ -69,6 +69,9 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
     must be a finite number, and ``ping_interval`` and ``ping_timeout`` at least
     0.05 s, ``reconnect_delay`` and ``reconnect_max_delay`` at least 0.001 s,
     ``max_frame_size`` at least 64 bytes.
+
+    ``name`` (default ``"host:port"``) is what every event this client
+    receives carries as `Event.server`, and the key of a `Fleet` member.
     """
 
     list_completions: dict[str, str]
@@ -101,6 +104,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         trace: bool = False,
         on_connect: ConnectHook | None = None,
         on_disconnect: DisconnectHook | None = None,
+        name: str | None = None,
     ) -> None:
         if auth not in ("plain", "md5"):
             raise ValueError(f"auth must be 'plain' or 'md5', not {auth!r}")
@@ -143,7 +147,8 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         self._disconnect_hooks: list[DisconnectHook] = [on_disconnect] if on_disconnect else []
         self._filters: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dispatcher = Dispatcher(self._spawn)
+        self._dispatcher = self._tagger = TaggingDispatcher(self._spawn)
+        self.name = f"{host}:{port}" if name is None else name
         self._protocol: AMIProtocol | None = None
         self._ready = False
         self._closed = False
@@ -167,6 +172,17 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         self._ami_version: str | None = None
         self._banner: str | None = None
         self._reconnects = 0
+
+    @property
+    def name(self) -> str:
+        """`Event.server` of the events this client receives (default ``"host:port"``)."""
+        return self._tagger.server_class.server
+
+    @name.setter
+    def name(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"name must be a str, not {type(value).__name__}")
+        self._tagger.set_server(value)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed" if self._closed else "disconnected"

@@ -12,10 +12,19 @@ the other headers only when first asked for. Nothing a user sees depends on it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, TypeVar, overload
 
-__all__ = ["Event", "Message", "Response", "make_message", "new_event", "new_response"]
+__all__ = [
+    "Event",
+    "Message",
+    "Response",
+    "event_class",
+    "make_message",
+    "new_event",
+    "new_response",
+]
 
 _T = TypeVar("_T")
 _MISSING: Final = object()
@@ -193,14 +202,15 @@ class Message(Mapping[str, str]):
         if not isinstance(other, Message):
             return NotImplemented
         return (
-            type(self) is type(other)
+            _kind(self) is _kind(other)
+            and getattr(self, "server", None) == getattr(other, "server", None)
             and self.headers == other.headers
             and self.bare_lines == other.bare_lines
             and self._body == other._body
         )
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.headers, self._body))
+        return hash((_kind(self).__name__, self.headers, self._body))
 
     # -- conveniences --------------------------------------------------------------
 
@@ -305,11 +315,20 @@ class Response(Message):
 
 
 class Event(Message):
-    """A message with an ``Event:`` header (``OriginateResponse`` included)."""
+    """A message with an ``Event:`` header (``OriginateResponse`` included).
+
+    `server` is the `name` of the `Client` that received it (default
+    ``"host:port"``); ``""`` for an event built by hand or by a bare `Parser`.
+    """
 
     __slots__ = ("_name",)
 
     _name: str | None
+
+    #: The `name` of the client that received this event (``""`` when none did).
+    #: A class attribute: each client's events are of a subclass of `Event` that
+    #: sets it (see `event_class`), so tagging costs nothing per event.
+    server: str = ""
 
     def __init__(
         self,
@@ -328,6 +347,30 @@ class Event(Message):
         if name is None:
             name = self._name = self.get("Event", "")
         return name
+
+
+_EVENT_CLASSES: Final[weakref.WeakValueDictionary[str, type[Event]]] = weakref.WeakValueDictionary()
+
+
+def event_class(server: str) -> type[Event]:
+    """The `Event` subclass whose instances say they came from ``server`` (one per name).
+
+    ``isinstance(ev, Event)`` holds for them; equality compares the server too.
+    """
+    cls = _EVENT_CLASSES.get(server)
+    if cls is None:
+        cls = type(
+            "Event",
+            (Event,),
+            {"__slots__": (), "server": server, "__module__": __name__, "__qualname__": "Event"},
+        )
+        _EVENT_CLASSES[server] = cls
+    return cls
+
+
+def _kind(msg: Message) -> type[Message]:
+    """The class that equality and hashing go by: every server's events are `Event`."""
+    return Event if isinstance(msg, Event) else type(msg)
 
 
 def new_event(text: str, name: str) -> Event:
