@@ -118,3 +118,39 @@ async def test_flow_dial_congestion_like_the_capture(fake: FakeAsterisk, wire: W
     await originate(wire, "2004", "10", "congestion")
     await wire.settle(fake.pbx)
     assert_like_capture(wire.messages[start:], "dial_congestion")
+
+
+# -- Hangup with a cause ----------------------------------------------------------------
+
+
+async def test_flow_hangup_causes_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """Hangup action with Cause 17 and 34 (answered 2011) and 21 (ringing 2002), Hangup(16)."""
+    start = await warm_up(wire, fake)
+    for exten, tag, cause in (("2011", "cause17", "17"), ("2002", "cause21", "21")) + (
+        ("2011", "cause34", "34"),
+    ):
+        await originate(wire, exten, "30", tag)
+        running = await wire.event("Newexten", Uniqueid=f"{tag}-2", Application="Wait")
+        hungup = await wire.ask("Hangup", Channel=running["Channel"][:-1] + "1", Cause=cause)
+        assert hungup["Message"] == "Channel Hungup"
+        await wire.settle(fake.pbx)
+    await originate(wire, "2030", "30", "cause16")
+    await wire.settle(fake.pbx)
+    got = wire.messages[start:]
+    assert_like_capture(got, "hangup_causes")
+    causes = {(m["Uniqueid"], m["Cause"]) for m in got if m.get("Event") == "Hangup"}
+    assert causes == {(f"cause{c}-{n}", c) for c in ("17", "21", "34", "16") for n in (1, 2)}
+
+
+# -- Queue --------------------------------------------------------------------------------
+
+
+async def test_flow_queue_call_answered_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """410 queues in sales; Bob (Local/100@test) answers, talks 2 s and hangs up."""
+    start = await warm_up(wire, fake)
+    await originate(wire, "410", "10", "queue")
+    await wire.settle(fake.pbx)
+    got = wire.messages[start:]
+    assert_like_capture(got, "queue_call_answered")
+    (complete,) = [m for m in got if m.get("Event") == "AgentComplete"]
+    assert (complete["Uniqueid"], complete["Reason"]) == ("queue-2", "agent")

@@ -262,6 +262,8 @@ class _PbxCalls(_PbxState):
         peer = first.peer
         second = peer if peer is not None and peer.alive else None
         pair = [first] if second is None else [first, second]
+        # A ;1 hung up while it is still dialed goes after its ;2 (hangup_causes.bin, Cause 21).
+        ends = pair[::-1] if first.half == 1 and first._dialing is not None else pair
         for channel in pair:
             channel.alive = False
             self._kill_task(channel)
@@ -280,7 +282,7 @@ class _PbxCalls(_PbxState):
             # What the peer was doing stops now (MusicOnHoldStop in playback_moh.bin).
             self._run_cleanups(second)
             self._emit_cdr(second)
-        for channel in pair:
+        for channel in ends:
             if channel.pbx:
                 channel.appl = channel.data = ""
             if channel._bridge is not None:
@@ -292,7 +294,7 @@ class _PbxCalls(_PbxState):
             }
             self._cel(channel, "HANGUP", extra=json.dumps(extra, separators=(",", ":")))
             self._cel(channel, "CHAN_END")
-        last = pair[-1]
+        last = ends[-1]
         for channel in pair:
             del self.channels[channel.name]
         if not any(c.linkedid == last.linkedid for c in self.channels.values()):

@@ -23,7 +23,7 @@ from ._pbx_apps import (
     _app_user_event,
     _app_wait,
 )
-from ._pbx_dial import _app_dial, _app_queue
+from ._pbx_dial import _app_dial
 from ._pbx_model import (
     _DEVICE_TEXT,
     _INUSE,
@@ -43,6 +43,7 @@ from ._pbx_model import (
     cdr_disposition,
     state_text,
 )
+from ._pbx_queue import _app_queue
 
 if TYPE_CHECKING:
     pass
