@@ -126,9 +126,8 @@ async def test_flow_dial_congestion_like_the_capture(fake: FakeAsterisk, wire: W
 async def test_flow_hangup_causes_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
     """Hangup action with Cause 17 and 34 (answered 2011) and 21 (ringing 2002), Hangup(16)."""
     start = await warm_up(wire, fake)
-    for exten, tag, cause in (("2011", "cause17", "17"), ("2002", "cause21", "21")) + (
-        ("2011", "cause34", "34"),
-    ):
+    calls = [("2011", "cause17", "17"), ("2002", "cause21", "21"), ("2011", "cause34", "34")]
+    for exten, tag, cause in calls:
         await originate(wire, exten, "30", tag)
         running = await wire.event("Newexten", Uniqueid=f"{tag}-2", Application="Wait")
         hungup = await wire.ask("Hangup", Channel=running["Channel"][:-1] + "1", Cause=cause)
