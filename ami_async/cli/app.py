@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
-from . import actions, decode, events, simulated
+from . import actions, calls, decode, events, simulated
 from .common import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -32,6 +32,7 @@ from .common import (
 ADDERS = (
     simulated.add_demo,
     events.add_events,
+    calls.add_calls,
     actions.add_action,
     actions.add_command,
     actions.add_originate,
