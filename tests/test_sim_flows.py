@@ -15,13 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import pytest
 from _simpbx_wire import (
+    Shape,
     Wire,
     _channel_base,
-    assert_same_streams,
     call_events,
     fake,
     recording,
+    streams,
     warm_up,
     wire,
 )
@@ -67,9 +69,35 @@ def facts(messages: Sequence[Message]) -> list[tuple[str, ...]]:
     return sorted(out)
 
 
+def flow_streams(messages: Sequence[Message]) -> dict[str, list[Shape]]:
+    """`streams`, with the events of each bridge (BridgeCreate, BlindTransfer, BridgeMerge,
+    BridgeDestroy...) a stream of their own, the bridges numbered as they appear: Asterisk
+    runs each bridge in a thread of its own, so two bridges' events interleave freely.
+    """
+    events = call_events(messages)
+    order: list[str] = []
+    for m in events:
+        bridge = m.get("BridgeUniqueid")
+        if bridge and bridge not in order:
+            order.append(bridge)
+    out = streams([m for m in events if _channel_key(m) or not m.get("BridgeUniqueid")])
+    for number, bridge in enumerate(order, 1):
+        own = [m for m in events if m.get("BridgeUniqueid") == bridge and not _channel_key(m)]
+        out.update({f"{key} {number}": shapes for key, shapes in streams(own).items()})
+    return out
+
+
+def _channel_key(message: Message) -> bool:
+    return any(k in message for k in ("Channel", "DestChannel", "LocalOneChannel"))
+
+
 def assert_like_capture(got: Sequence[Message], name: str) -> None:
+    """The same streams (`flow_streams`) and the same `facts` as the capture ``name``."""
     recorded = recording(name)
-    assert_same_streams(got, recorded)
+    mine, theirs = flow_streams(got), flow_streams(recorded)
+    assert sorted(mine) == sorted(theirs)
+    for key in theirs:
+        assert mine[key] == theirs[key], key
     assert facts(got) == facts(recorded)
 
 
@@ -153,3 +181,52 @@ async def test_flow_queue_call_answered_like_the_capture(fake: FakeAsterisk, wir
     assert_like_capture(got, "queue_call_answered")
     (complete,) = [m for m in got if m.get("Event") == "AgentComplete"]
     assert (complete["Uniqueid"], complete["Reason"]) == ("queue-2", "agent")
+
+
+# -- transfers ----------------------------------------------------------------------------
+
+
+async def test_flow_blind_transfer_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """2010 (A) dials 2011 (B); BlindTransfer of A's leg to 2012, which dials 2013 (C)."""
+    start = await warm_up(wire, fake)
+    await originate(wire, "2010", "30", "blind")
+    await wire.event("BridgeEnter", Uniqueid="blind-2")
+    transferer = fake.pbx.find_channel("blind-2")
+    assert transferer is not None
+    (transferee,) = transferer.bridge_peers
+    response = await wire.ask(
+        "BlindTransfer", Channel=transferer.name, Context="test", Exten="2012"
+    )
+    assert response["Message"] == "Transfer succeeded"
+    await wire.settle(fake.pbx)
+    got = wire.messages[start:]
+    assert_like_capture(got, "blind_transfer")
+    (event,) = [m for m in got if m.get("Event") == "BlindTransfer"]
+    assert (event["TransfererUniqueid"], event["TransfereeChannel"]) == ("blind-2", transferee.name)
+    assert (event["Context"], event["Extension"], event["IsExternal"]) == ("test", "2012", "Yes")
+    # B and C are one call with A's: every channel keeps Linkedid blind-1.
+    assert {m["Linkedid"] for m in got if m.get("Event") == "Newchannel"} == {"blind-1"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "No channel specified"),
+        ({"Channel": "Local/2010@test-00000000;2"}, "No extension specified"),
+        ({"Channel": "Local/nope-00000000;2", "Exten": "2012"}, "Channel specified does not exist"),
+    ],
+)
+async def test_blind_transfer_errors(wire: Wire, headers: dict[str, str], message: str) -> None:
+    response = await wire.ask("BlindTransfer", **headers)
+    assert (response["Response"], response["Message"]) == ("Error", message)
+
+
+async def test_blind_transfer_of_a_channel_in_no_bridge_is_invalid(
+    fake: FakeAsterisk, wire: Wire
+) -> None:
+    await originate(wire, "2011", "30", "alone")
+    running = await wire.event("Newexten", Uniqueid="alone-2", Application="Wait")
+    response = await wire.ask("BlindTransfer", Channel=running["Channel"], Exten="2013")
+    assert (response["Response"], response["Message"]) == ("Error", "Transfer invalid")
+    await wire.ask("Hangup", Channel=running["Channel"])
+    await wire.settle(fake.pbx)

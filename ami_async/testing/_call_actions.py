@@ -9,7 +9,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..message import Message
-from ._actions import _NORMAL_CLEARING, _ActionsBase
+from ._actions import _NORMAL_CLEARING
+from ._pbx_actions import _FlowActions
 from ._pbx_model import OriginateRequest, SimChannel, SimQueue, SimQueueMember, separate_args
 from ._session import FakeSession
 from ._wire import _FAILING_EXTENS, _header, _is_true, with_action_id
@@ -51,8 +52,8 @@ def _variables(action: Message) -> list[tuple[str, str]]:
     return pairs
 
 
-class _Builtins(_ActionsBase):
-    """Every built-in action handler: those of `_ActionsBase` and the ones on calls."""
+class _Builtins(_FlowActions):
+    """Every built-in action handler: `_ActionsBase`'s, `_FlowActions`' and those on calls."""
 
     def __init__(self, server: FakeAsterisk) -> None:
         super().__init__(server)

@@ -20,7 +20,6 @@ import logging
 import re
 
 from .._compat import timeout as _timeout
-from ._pbx_calls import _PbxCalls
 from ._pbx_model import (
     _LOCAL,
     _REASON_ANSWERED,
@@ -34,13 +33,14 @@ from ._pbx_model import (
     _parse_caller_id,
     cause_text,
 )
+from ._pbx_transfer import TransferError, _PbxTransfer
 
-__all__ = ["SimPBX"]
+__all__ = ["SimPBX", "TransferError"]
 
 logger = logging.getLogger("ami_async.testing")
 
 
-class SimPBX(_PbxCalls):
+class SimPBX(_PbxTransfer):
     """Channels, bridges, dialplan, queues and their events, on a simulated clock.
 
     ``time_scale`` is real seconds per simulated second (``0.05``: ``Wait(1)``

@@ -80,6 +80,7 @@ class _PbxCalls(_PbxState):
         )
 
     def _newexten(self, channel: SimChannel) -> None:
+        channel._cep = (channel.context, channel.exten, channel.priority)
         self._channel_event(
             "Newexten",
             channel,
@@ -182,7 +183,10 @@ class _PbxCalls(_PbxState):
                     break
                 app, data = step[0], self._substitute(channel, step[1])
                 self._set_last_app(channel, app, data)
-                self._newexten(channel)
+                # Newexten comes when the channel's context, exten or priority changes, not
+                # for an application run where an async goto put it (blind_transfer.bin).
+                if channel._cep != (channel.context, channel.exten, channel.priority):
+                    self._newexten(channel)
                 result = await self._exec(channel, app, data)
                 if not channel.alive:
                     return
@@ -262,8 +266,11 @@ class _PbxCalls(_PbxState):
         peer = first.peer
         second = peer if peer is not None and peer.alive else None
         pair = [first] if second is None else [first, second]
-        # A ;1 hung up while it is still dialed goes after its ;2 (hangup_causes.bin, Cause 21).
-        ends = pair[::-1] if first.half == 1 and first._dialing is not None else pair
+        # A ;1 hung up while it is still dialed (hangup_causes.bin, Cause 21), or whose
+        # Dial ended with its bridge (a transferee's, blind_transfer.bin), ends after its
+        # ;2; one that ran Hangup() ends first (originate_async_channelid.bin).
+        dialplan_end = first.pbx and first._bridge is None and not first.hangupsource
+        ends = pair[::-1] if first.half == 1 and (first._dialing or dialplan_end) else pair
         for channel in pair:
             channel.alive = False
             self._kill_task(channel)
@@ -359,6 +366,8 @@ class _PbxCalls(_PbxState):
         bridge.channels.append(channel)
         channel._bridge = bridge
         self._emit("BridgeEnter", "call,all", self._bridge_headers(bridge), channel.snapshot())
+        if channel.variables.get("BLINDTRANSFER"):
+            self._var_set(channel, "BLINDTRANSFER", "")  # blind_transfer.bin
         self._cel(
             channel,
             "BRIDGE_ENTER",

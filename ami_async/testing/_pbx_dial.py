@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ami_async.testing")
 
+_PRESENTATION = ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+
 
 def _callee_pair(
     pbx: SimPBX, caller: SimChannel, target: str, app: str
@@ -47,16 +49,21 @@ def _callee_pair(
     if app == "AppDial":
         pbx._var_set(one, "DIALEDPEERNUMBER", dialstring)
         one.context, one.exten = caller.context, caller.exten
-    one.caller_num = caller.caller_num or caller.exten
-    one.caller_name = caller.caller_name
+    # app_dial: the callee's caller id is the dialing exten, its connected line the
+    # caller's caller id; chan_local gives the ;2 the mirror image (blind_transfer.bin).
+    one.caller_num, one.caller_name = caller.exten, caller.caller_name
+    one.connected_num, one.connected_name = caller.caller_num, caller.caller_name
     pbx._set_last_app(one, app, "(Outgoing Line)")
     pbx._newexten(one)
-    pbx._channel_event(
-        "NewCallerid", one, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
-    )
+    pbx._channel_event("NewCallerid", one, _PRESENTATION)
+    if one.connected_num:
+        pbx._channel_event("NewConnectedLine", one)
     if app != "AppDial":
         pbx._var_set(one, "DIALEDPEERNUMBER", dialstring)
     pbx._var_set(two, "DIALEDPEERNUMBER", dialstring)
+    two.caller_num, two.caller_name = one.connected_num, one.connected_name
+    if two.caller_num:
+        pbx._channel_event("NewCallerid", two, _PRESENTATION)
     two.connected_num, two.connected_name = one.caller_num, one.caller_name
     pbx._channel_event("NewConnectedLine", two)
     pbx._local_bridge(one, two, optimize=local.group(3) is None)

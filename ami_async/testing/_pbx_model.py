@@ -473,6 +473,7 @@ class SimChannel:
         self._dialing: _Dialing | None = None
         self._task: asyncio.Task[None] | None = None
         self._goto: tuple[str, str, int] | None = None
+        self._cep: tuple[str, str, int] | None = None  # where the last Newexten was
         self._interrupt = asyncio.Event()
         self._cleanups: list[Callable[[], None]] = []
         self._control = 0  # the last control frame seen (OriginateResponse Reason)
