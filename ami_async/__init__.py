@@ -19,6 +19,7 @@ from .errors import (
     SubscriptionOverflowError,
 )
 from .message import Event, Message, Response
+from .pool import Fleet, ServerStatus
 from .protocol import Parser, encode_action
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionLostError",
     "Event",
     "EventList",
+    "Fleet",
     "InvalidActionError",
     "Message",
     "OriginateReason",
@@ -44,6 +46,7 @@ __all__ = [
     "Parser",
     "ProtocolError",
     "Response",
+    "ServerStatus",
     "Subscription",
     "SubscriptionOverflowError",
     "__version__",
