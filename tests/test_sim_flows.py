@@ -230,3 +230,30 @@ async def test_blind_transfer_of_a_channel_in_no_bridge_is_invalid(
     assert (response["Response"], response["Message"]) == ("Error", "Transfer invalid")
     await wire.ask("Hangup", Channel=running["Channel"])
     await wire.settle(fake.pbx)
+
+
+async def test_flow_redirect_both_legs_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """Redirect with ExtraChannel of both parties of a Dial to 2013: both run it, no hangup."""
+    start = await warm_up(wire, fake)
+    await originate(wire, "2010", "30", "redirect")
+    await wire.event("BridgeEnter", Uniqueid="redirect-2")
+    caller = fake.pbx.find_channel("redirect-2")
+    assert caller is not None
+    (callee,) = caller.bridge_peers
+    response = await wire.ask(
+        "Redirect",
+        Channel=caller.name,
+        ExtraChannel=callee.name,
+        Context="test",
+        Exten="2013",
+        Priority="1",
+        ExtraContext="test",
+        ExtraExten="2013",
+        ExtraPriority="1",
+    )
+    assert response["Message"] == "Dual Redirect successful"
+    await wire.settle(fake.pbx)
+    got = wire.messages[start:]
+    assert_like_capture(got, "redirect_both_legs")
+    waits = {m["Channel"] for m in got if m.get("Event") == "Newexten" and m["Exten"] == "2013"}
+    assert waits == {caller.name, callee.name}

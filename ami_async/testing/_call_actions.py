@@ -350,12 +350,16 @@ class _Builtins(_FlowActions):
             sim.redirect(channel, context, exten, priority)
             return
         await self.ok(session, action, "Dual Redirect successful")
-        sim.redirect(channel, context, exten, priority)
-        sim.redirect(
-            other,
-            _header(action, "ExtraContext") or context,
-            _header(action, "ExtraExten") or exten,
-            int(_header(action, "ExtraPriority") or priority),
+        sim.redirect_many(
+            [
+                (channel, context, exten, priority),
+                (
+                    other,
+                    _header(action, "ExtraContext") or context,
+                    _header(action, "ExtraExten") or exten,
+                    int(_header(action, "ExtraPriority") or priority),
+                ),
+            ]
         )
 
     # -- queues ----------------------------------------------------------------------

@@ -256,28 +256,13 @@ class SimPBX(_PbxTransfer):
             self._hangup_pair(channel, 0)
 
     def redirect(self, channel: SimChannel, context: str, exten: str, priority: int = 1) -> None:
-        """Send a channel to ``exten@context`` at ``priority`` (ast_async_goto)."""
-        if not channel.alive:
-            return
-        bridge = channel._bridge
-        if bridge is not None:
-            channel._after_bridge = None
-            self._leave_bridge(channel)
-        if channel.pbx and channel._task is not None:
-            channel._goto = (context, exten, priority)
-            channel._interrupt.set()
-        else:
-            # No dialplan running (an Originate's application, a dialed channel):
-            # stop what it does and start the dialplan there.
-            self._kill_task(channel)
-            dialing, channel._dialing = channel._dialing, None
-            if dialing is not None:
-                dialing.failed(channel, _REASON_FAILED, "CANCEL")
-            channel.context, channel.exten, channel.priority = context, exten, priority
-            self._start_pbx(channel)
-        if bridge is not None:
-            self._bridge_dissolve(bridge, NORMAL_CLEARING)
-        self._settle()
+        """Send a channel to ``exten@context`` at ``priority`` (ast_async_goto).
+
+        A channel in a bridge leaves it for there; the other party of a two-party
+        bridge is put out of it (a Dial caller's Dial returns, a callee hangs up).
+        `redirect_many` moves both parties at once (Redirect with ExtraChannel).
+        """
+        self.redirect_many([(channel, context, exten, priority)])
 
     def set_variable(self, channel: SimChannel | None, name: str, value: str) -> None:
         """Setvar: a channel variable (VarSet with the channel) or a global (Channel: none)."""

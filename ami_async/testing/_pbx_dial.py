@@ -196,14 +196,18 @@ async def _app_dial(pbx: SimPBX, channel: SimChannel, data: str) -> int:
     answered_at = call.winner.answered_at or pbx.now()
     outcome = await pbx._wait_for(channel, call.ended, None)
     channel._after_bridge = None
+    if outcome == "interrupt":
+        # Redirected out of the bridge: only DIALSTATUS, and the record of the Dial
+        # ends (redirect_both_legs.bin).
+        pbx._var_set(channel, "DIALSTATUS", "ANSWER")
+        pbx._close_cdr(channel)
+        return 0
     now = pbx.now()
     pbx._var_set(channel, "ANSWEREDTIME", str(int(now - answered_at)))
     pbx._var_set(channel, "ANSWEREDTIME_MS", str(int((now - answered_at) * 1000)))
     pbx._var_set(channel, "DIALEDTIME", str(int(now - started)))
     pbx._var_set(channel, "DIALEDTIME_MS", str(int((now - started) * 1000)))
     pbx._var_set(channel, "DIALSTATUS", "ANSWER")
-    if outcome == "interrupt":
-        return 0
     channel.hangupcause = call.ended.result() if call.ended.done() else NORMAL_CLEARING
     pbx._channel_event("SoftHangupRequest", channel, ("Cause", str(NORMAL_CLEARING)))
     return -1

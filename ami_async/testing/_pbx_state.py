@@ -32,6 +32,7 @@ from ._pbx_model import (
     _NOT_INUSE,
     _VARIABLE_REF,
     LAB_DIALPLAN,
+    UP,
     Application,
     Dialplan,
     EventSink,
@@ -419,7 +420,8 @@ class _PbxState:
         channel.appl, channel.data = app, data
         if channel._cdr is not None and channel._cdr.closed:
             channel._cdrs_done.append(channel._cdr)
-            channel._cdr = _Cdr(self.now())
+            now = self.now()
+            channel._cdr = _Cdr(now, answer=now if channel.state == UP else None)
         if channel._cdr is not None:
             channel._cdr.last_app, channel._cdr.last_data = app, data
 
