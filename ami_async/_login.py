@@ -89,6 +89,9 @@ class LoginMixin(SenderMixin):
     _closed: bool
     _banner: str | None
     _ami_version: str | None
+    _asterisk_version: str | None
+    _version_asked: bool
+    _action_checks: dict[str, tuple[str, ...] | str]
     _saw_fully_booted: bool
     _filters: list[str]
     _log_extra: dict[str, str]
@@ -176,6 +179,7 @@ class LoginMixin(SenderMixin):
         finally:
             if boot is not None:
                 boot.close()
+        self._forget_asterisk_version()
         self._ready = True
         logger.info(
             "connected to %s (%s) as %s",
@@ -261,6 +265,37 @@ class LoginMixin(SenderMixin):
                 max(wait, 0.0),
                 extra=self._log_extra,
             )
+
+    def _forget_asterisk_version(self) -> None:
+        """A new session: its server's version is asked again, the catalogue checks redone."""
+        self._asterisk_version = None
+        self._version_asked = False
+        self._action_checks.clear()
+
+    async def fetch_asterisk_version(self, *, timeout: float | None = None) -> str | None:
+        """The server's Asterisk version (``"22.5.0"``): ``CoreSettings``'s ``AsteriskVersion``.
+
+        Asked once per connection (the first call after each login; later calls
+        return what it said, also as `asterisk_version`); the first `actions`
+        coroutine of a connection calls it. A refusal (``CoreSettings`` needs the
+        ``system`` or ``reporting`` read class) or an answer without the header
+        gives ``None``, and is not asked again on that connection. A timeout or a
+        lost link raises as for any action.
+        """
+        if self._version_asked:
+            return self._asterisk_version
+        response = await self._send("CoreSettings", {}, timeout=timeout, check=False)
+        text = (response.get("AsteriskVersion") or "").strip() if response.success else ""
+        self._asterisk_version = text or None
+        self._version_asked = True
+        self._action_checks.clear()  # worked out without the version
+        if self._asterisk_version is None:
+            logger.info(
+                "no AsteriskVersion from CoreSettings (%s): the catalogue goes by the banner",
+                response.message or response.response,
+                extra=self._log_extra,
+            )
+        return self._asterisk_version
 
     async def _restore_session(self, protocol: AMIProtocol) -> None:
         """Re-apply every filter added with `add_filter` (after a reconnect).

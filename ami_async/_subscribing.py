@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._options import event_mask
 from ._sending import SenderMixin
 from .dispatch import Handler, HandlerRunner, OverflowPolicy, Subscription
 from .errors import ActionTimeoutError
 from .message import Event, Response
+
+if TYPE_CHECKING:
+    from .catalogue.events import EventsMethod
 
 __all__ = ["SubscriberMixin"]
 
@@ -27,21 +30,41 @@ class SubscriberMixin(SenderMixin):
 
     # -- events -----------------------------------------------------------------------------
 
-    def events(
-        self,
-        *names: str,
-        predicate: Callable[[Event], bool] | None = None,
-        maxsize: int | None = None,
-        overflow: OverflowPolicy = "error",
-    ) -> Subscription:
-        """Subscribe to events by exact name (any case) or fnmatch pattern; none or ``"*"``: all.
+    if TYPE_CHECKING:
+        # For mypy, ``events("Hangup")`` gives a subscription of ``HangupEvent``
+        # (one overload per documented event, generated in catalogue/events.py).
+        events: EventsMethod
+    else:
 
-        Registered at once, so nothing between this call and the first
-        ``async for`` step is missed. The queue holds at most ``maxsize``
-        events (default ``event_queue_size``); see `Subscription` for
-        the overflow policies. It survives reconnects and ends when the
-        client is closed.
-        """
+        def events(
+            self,
+            *names: str,
+            predicate: Callable[[Event], bool] | None = None,
+            maxsize: int | None = None,
+            overflow: OverflowPolicy = "error",
+        ) -> Subscription:
+            """Subscribe to events by exact name (any case) or fnmatch pattern; none, ``"*"``: all.
+
+            Registered at once, so nothing between this call and the first
+            ``async for`` step is missed. The queue holds at most ``maxsize``
+            events (default ``event_queue_size``); see `Subscription` for
+            the overflow policies. It survives reconnects and ends when the
+            client is closed.
+
+            For mypy and editors, one documented event name types the events
+            (``events("Hangup")`` yields ``HangupEvent``, a `TypedDict` of
+            `ami_async.catalogue.events`: a misspelt field is an error); at run
+            time they are `Event` objects, every field kept.
+            """
+            return self._subscribe(names, predicate, maxsize, overflow)
+
+    def _subscribe(
+        self,
+        names: tuple[str, ...],
+        predicate: Callable[[Event], bool] | None,
+        maxsize: int | None,
+        overflow: OverflowPolicy,
+    ) -> Subscription:
         if self._closed:
             self._raise_if_done()
         return self._dispatcher.subscribe(

@@ -18,7 +18,7 @@ import logging
 import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._keepalive import Keepalive
 from ._login import LoginMixin, is_credential_refusal
@@ -39,6 +39,9 @@ from .errors import (
 )
 from .message import Event
 from .protocol import DEFAULT_MAX_FRAME_SIZE
+
+if TYPE_CHECKING:
+    from .catalogue._actions import Actions
 
 __all__ = ["Client", "connect"]
 
@@ -102,6 +105,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         event_queue_size: int = 10_000,
         trace: bool = False,
+        strict: bool = False,
         on_connect: ConnectHook | None = None,
         on_disconnect: DisconnectHook | None = None,
         name: str | None = None,
@@ -142,6 +146,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         self.max_frame_size = max_frame_size
         self.event_queue_size = event_queue_size
         self.trace = trace
+        self.strict = strict
         self.list_completions = dict(LIST_COMPLETIONS)
         self._connect_hooks: list[ConnectHook] = [on_connect] if on_connect else []
         self._disconnect_hooks: list[DisconnectHook] = [on_disconnect] if on_disconnect else []
@@ -170,6 +175,12 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         self._log_extra = {"ami_host": f"{host}:{port}"}
         self._counter = itertools.count(1)
         self._ami_version: str | None = None
+        self._asterisk_version: str | None = None
+        self._version_asked = False
+        # The catalogue check of send_action (ami_async.catalogue._validate).
+        self._action_checks: dict[str, tuple[str, ...] | str] = {}
+        self._action_warned: set[str] = set()
+        self._actions: Actions | None = None
         self._banner: str | None = None
         self._reconnects = 0
 
@@ -205,6 +216,27 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         """The AMI version of the server's banner (``"11.0.0"``), once connected;
         ``None`` before, or when the banner carries no version."""
         return self._ami_version
+
+    @property
+    def asterisk_version(self) -> str | None:
+        """The server's Asterisk version (``"22.5.0"``, the ``AsteriskVersion`` of
+        ``CoreSettings``) once `fetch_asterisk_version` asked it on this connection
+        (the first `actions` call does); ``None`` before, or when the user may not
+        run ``CoreSettings``. Meanwhile the catalogue checks go by the banner's AMI
+        version (``11.0.0`` is Asterisk 22)."""
+        return self._asterisk_version
+
+    @property
+    def actions(self) -> Actions:
+        """Every AMI action as a typed coroutine: ``await ami.actions.queue_add(queue=...)``.
+
+        See `ami_async.catalogue`; an action the server's version does not
+        document raises `InvalidActionError` before anything is sent."""
+        if self._actions is None:
+            from .catalogue._actions import Actions
+
+            self._actions = Actions(self)
+        return self._actions
 
     @property
     def banner(self) -> str | None:

@@ -1,0 +1,68 @@
+"""`ActionCaller`: what every generated `Actions` coroutine calls.
+
+It refuses an action the connected server's version does not document
+(`InvalidActionError`, before anything is sent), leaves out the headers given
+as ``None``, and sends the action, collecting the list actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..dispatch import EventList
+from ..errors import InvalidActionError
+from ..message import Response
+from ..protocol import HeaderValue
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+__all__ = ["ActionCaller"]
+
+
+class ActionCaller:
+    """The client an `Actions` object sends through (``client.actions``)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<Actions of {self._client!r}>"
+
+    async def _headers(
+        self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
+    ) -> dict[str, HeaderValue]:
+        """The headers to send; `InvalidActionError` if the server's version lacks ``name``."""
+        from . import action, server_version  # the data is loaded on first use
+
+        client = self._client
+        await client.fetch_asterisk_version(timeout=timeout)  # once per connection
+        version = server_version(client.asterisk_version, client.ami_version)
+        if version is not None:
+            info = action(name, version)
+            if info is not None and not info.available:
+                shown = client.asterisk_version or f"of AMI {client.ami_version}"
+                raise InvalidActionError(
+                    f"{name}: the server (Asterisk {shown}) does not have this action: "
+                    f"Asterisk documents it in {', '.join(info.versions)}"
+                )
+        return {key: value for key, value in headers.items() if value is not None}
+
+    async def _call(
+        self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
+    ) -> Response:
+        fields = await self._headers(name, timeout, headers)
+        return await self._client._send(name, fields, timeout=timeout)
+
+    async def _collect(
+        self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
+    ) -> EventList:
+        from . import action
+
+        fields = await self._headers(name, timeout, headers)
+        info = action(name)
+        complete = info.complete_event if info is not None else None
+        return await self._client._collect(name, fields, timeout=timeout, complete_event=complete)
