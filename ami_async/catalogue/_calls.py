@@ -36,7 +36,7 @@ class ActionCaller:
         self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
     ) -> dict[str, HeaderValue]:
         """The headers to send; `InvalidActionError` if the server's version lacks ``name``."""
-        from . import action, server_version  # the data is loaded on first use
+        from ._facts import action, server_version  # the data is loaded on first use
 
         client = self._client
         await client.fetch_asterisk_version(timeout=timeout)  # once per connection
@@ -60,7 +60,7 @@ class ActionCaller:
     async def _collect(
         self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
     ) -> EventList:
-        from . import action
+        from ._facts import action
 
         fields = await self._headers(name, timeout, headers)
         info = action(name)

@@ -47,7 +47,7 @@ def check_action(sender: object, name: str, headers: Mapping[str, object]) -> No
 
 def _needs(client: Client, name: str) -> tuple[str, ...] | str:
     """What ``name`` needs on this connection: required headers, or a problem with the name."""
-    from . import action, server_version
+    from ._facts import action, server_version
 
     version = server_version(client.asterisk_version, client.ami_version)
     info = action(name, version)
