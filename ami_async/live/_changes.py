@@ -1,0 +1,205 @@
+"""What `live.changes()` yields: one typed change per thing that changed in the model.
+
+Every change has `reason` (`"event"`: an event said so; `"snapshot"`: the
+model's first snapshot; `"resync"`: the snapshot taken after a reconnect found
+it) and `event` (the event that caused it, `None` for snapshots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..message import Event
+from ._calls import Call, CallRecord
+from ._objects import (
+    Bridge,
+    Channel,
+    Conference,
+    ConferenceParticipant,
+    ParkedCall,
+    Queue,
+    QueueCaller,
+    QueueMember,
+    Transfer,
+)
+
+__all__ = [
+    "BridgeAdded",
+    "BridgeRemoved",
+    "BridgeUpdated",
+    "CallAnswered",
+    "CallEnded",
+    "CallParked",
+    "CallStarted",
+    "CallTransferred",
+    "CallUnparked",
+    "Change",
+    "ChannelAdded",
+    "ChannelRemoved",
+    "ChannelUpdated",
+    "ConferenceJoined",
+    "ConferenceLeft",
+    "QueueCallerJoined",
+    "QueueCallerLeft",
+    "QueueMemberAdded",
+    "QueueMemberRemoved",
+    "QueueMemberUpdated",
+    "Synced",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Base of every change."""
+
+    reason: str = field(default="event", kw_only=True)
+    event: Event | None = field(default=None, kw_only=True, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAdded(Change):
+    """A channel appeared (`Newchannel`, or found by a snapshot)."""
+
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUpdated(Change):
+    """A channel changed: `channel` is the new state, `previous` the one it replaces."""
+
+    channel: Channel
+    previous: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRemoved(Change):
+    """A channel is gone (`Hangup`; `reason="resync"`: it ended while the link was down)."""
+
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeAdded(Change):
+    """A bridge was created."""
+
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeUpdated(Change):
+    """A channel entered or left a bridge."""
+
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeRemoved(Change):
+    """A bridge was destroyed."""
+
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted(Change):
+    """A call's first channel appeared."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(Change):
+    """A channel of the call was answered for the first time."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred(Change):
+    """A transfer (or a join of two calls) happened in the call."""
+
+    call: Call
+    transfer: Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(Change):
+    """The call's last channel is gone; `record` is final."""
+
+    call: Call
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberAdded(Change):
+    """A member was added to a queue."""
+
+    queue: Queue
+    member: QueueMember
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberUpdated(Change):
+    """A member's status, pause or call count changed."""
+
+    queue: Queue
+    member: QueueMember
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberRemoved(Change):
+    """A member left a queue."""
+
+    queue: Queue
+    member: QueueMember
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerJoined(Change):
+    """A caller started waiting in a queue."""
+
+    queue: Queue
+    caller: QueueCaller
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerLeft(Change):
+    """A caller stopped waiting (answered, abandoned, or timed out)."""
+
+    queue: Queue
+    caller: QueueCaller
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceJoined(Change):
+    """A channel joined a conference."""
+
+    conference: Conference
+    participant: ConferenceParticipant
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceLeft(Change):
+    """A channel left a conference (the conference may now be gone from `live.conferences`)."""
+
+    conference: Conference
+    participant: ConferenceParticipant
+
+
+@dataclass(frozen=True, slots=True)
+class CallParked(Change):
+    """A call was parked."""
+
+    parked: ParkedCall
+
+
+@dataclass(frozen=True, slots=True)
+class CallUnparked(Change):
+    """A parked call left its space: `how` is `"retrieved"`, `"timeout"` or `"giveup"`."""
+
+    parked: ParkedCall
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class Synced(Change):
+    """The model is current again: its snapshot (first or after a reconnect) is applied."""
