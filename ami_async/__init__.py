@@ -18,6 +18,7 @@ from .errors import (
     ProtocolError,
     SubscriptionOverflowError,
 )
+from .live import Live
 from .message import Event, Message, Response
 from .pool import Fleet, ServerStatus
 from .protocol import Parser, encode_action
@@ -40,6 +41,7 @@ __all__ = [
     "EventList",
     "Fleet",
     "InvalidActionError",
+    "Live",
     "Message",
     "OriginateReason",
     "OriginateResult",
