@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging as _logging
 
+from . import agi as agi
 from .actions import OriginateReason, OriginateResult
 from .client import Client, connect
 from .dispatch import EventList, Subscription
