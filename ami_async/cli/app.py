@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
-from . import actions, calls, decode, events, simulated
+from . import actions, calls, decode, describe, events, simulated
 from .common import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -37,6 +37,7 @@ ADDERS = (
     actions.add_command,
     actions.add_originate,
     decode.add_decode,
+    describe.add_describe,
     simulated.add_fake_pbx,
 )
 
