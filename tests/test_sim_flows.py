@@ -74,7 +74,8 @@ def flow_streams(messages: Sequence[Message]) -> dict[str, list[Shape]]:
     BridgeDestroy...) a stream of their own, the bridges numbered as they appear: Asterisk
     runs each bridge in a thread of its own, so two bridges' events interleave freely.
     """
-    events = call_events(messages)
+    names: dict[str, str] = {}
+    events = [_numbered(m, names) for m in call_events(messages)]
     order: list[str] = []
     for m in events:
         bridge = m.get("BridgeUniqueid")
@@ -85,6 +86,26 @@ def flow_streams(messages: Sequence[Message]) -> dict[str, list[Shape]]:
         own = [m for m in events if m.get("BridgeUniqueid") == bridge and not _channel_key(m)]
         out.update({f"{key} {number}": shapes for key, shapes in streams(own).items()})
     return out
+
+
+_NAMED = ("Channel", "DestChannel", "LocalOneChannel", "LocalTwoChannel")
+
+
+def _numbered(message: Message, names: dict[str, str]) -> Message:
+    """Two calls to one extension make channels of one name but for their number: each
+    is told apart by the order it appeared in (``Local/2011@test#2;1``), not mixed.
+    """
+    headers = []
+    for key, value in message.headers:
+        match = re.fullmatch(r"(.*)-[0-9a-f]{8}(;[12])", value) if key in _NAMED else None
+        if match is not None:
+            base, half = match.groups()
+            if value[:-2] not in names:
+                same = sum(1 for n in names.values() if n.startswith(base + "#"))
+                names[value[:-2]] = f"{base}#{same + 1}"
+            value = names[value[:-2]] + half
+        headers.append((key, value))
+    return Message(headers)
 
 
 def _channel_key(message: Message) -> bool:
@@ -257,3 +278,43 @@ async def test_flow_redirect_both_legs_like_the_capture(fake: FakeAsterisk, wire
     assert_like_capture(got, "redirect_both_legs")
     waits = {m["Channel"] for m in got if m.get("Event") == "Newexten" and m["Exten"] == "2013"}
     assert waits == {caller.name, callee.name}
+
+
+# -- the Bridge action ------------------------------------------------------------------
+
+
+async def test_flow_bridge_action_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """Two calls to 2011 (Answer, Wait(20)); the Bridge action joins their ;2 legs, and the
+    one left when the other hangs up goes on at its next priority (Hangup()).
+    """
+    start = await warm_up(wire, fake)
+    await originate(wire, "2011", "6", "bridge-a")
+    await originate(wire, "2011", "12", "bridge-b")
+    first = await wire.event("Newexten", Uniqueid="bridge-a-2", Application="Wait")
+    second = await wire.event("Newexten", Uniqueid="bridge-b-2", Application="Wait")
+    response = await wire.ask("Bridge", Channel1=first["Channel"], Channel2=second["Channel"])
+    assert response["Message"] == "Channels have been bridged"
+    await wire.settle(fake.pbx)
+    got = wire.messages[start:]
+    assert_like_capture(got, "bridge_action")
+    # The second call's ;2 joined the first's, older call: its Linkedid is bridge-a-1 from
+    # its BridgeEnter on, while its ;1 keeps bridge-b-1.
+    entered = [m for m in got if m.get("Event") == "BridgeEnter"]
+    assert [(m["Uniqueid"], m["Linkedid"]) for m in entered] == [
+        ("bridge-a-2", "bridge-a-1"),
+        ("bridge-b-2", "bridge-a-1"),
+    ]
+    ends = [m["UniqueID"] for m in got if m.get("EventName") == "LINKEDID_END"]
+    assert ends == ["bridge-b-2", "bridge-b-1"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"Channel1": "x"}, "Missing channel parameter in request"),
+        ({"Channel1": "Local/x-00000000;1", "Channel2": "y"}, "Channel1 does not exist: "),
+    ],
+)
+async def test_bridge_action_errors(wire: Wire, headers: dict[str, str], message: str) -> None:
+    response = await wire.ask("Bridge", **headers)
+    assert response["Response"] == "Error" and response["Message"].startswith(message)

@@ -20,6 +20,7 @@ import logging
 import re
 
 from .._compat import timeout as _timeout
+from ._pbx_bridge import _PbxBridge
 from ._pbx_model import (
     _LOCAL,
     _REASON_ANSWERED,
@@ -33,14 +34,14 @@ from ._pbx_model import (
     _parse_caller_id,
     cause_text,
 )
-from ._pbx_transfer import TransferError, _PbxTransfer
+from ._pbx_transfer import TransferError
 
 __all__ = ["SimPBX", "TransferError"]
 
 logger = logging.getLogger("ami_async.testing")
 
 
-class SimPBX(_PbxTransfer):
+class SimPBX(_PbxBridge):
     """Channels, bridges, dialplan, queues and their events, on a simulated clock.
 
     ``time_scale`` is real seconds per simulated second (``0.05``: ``Wait(1)``
@@ -194,6 +195,7 @@ class SimPBX(_PbxTransfer):
         self._cel(one, "CHAN_END")
         if not any(c.linkedid == one.linkedid for c in self.channels.values()):
             self._cel(one, "LINKEDID_END")
+            self._linkedid_age.pop(one.linkedid, None)
         self._emit_cdr(one)
 
     def _originate_response(

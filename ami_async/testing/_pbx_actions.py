@@ -19,7 +19,7 @@ class _FlowActions(_ActionsBase):
 
     def __init__(self, server: FakeAsterisk) -> None:
         super().__init__(server)
-        self.actions.update({"blindtransfer": self.blindtransfer})
+        self.actions.update({"blindtransfer": self.blindtransfer, "bridge": self.bridge})
 
     async def blindtransfer(self, session: FakeSession, action: Message) -> None:
         """manager.c action_blind_transfer: its checks and texts, then the transfer."""
@@ -42,3 +42,24 @@ class _FlowActions(_ActionsBase):
             return
         await self.ok(session, action, "Transfer succeeded")
         self.server.pbx.blind_transfer(channel, context, exten)
+
+    async def bridge(self, session: FakeSession, action: Message) -> None:
+        """manager.c action_bridge: its checks and texts, then the bridge."""
+        names = _header(action, "Channel1"), _header(action, "Channel2")
+        if not all(names):
+            await self.error(session, action, "Missing channel parameter in request")
+            return
+        channels = []
+        for number, name in enumerate(names, 1):
+            channel = self.find(name)
+            if channel is None:
+                await self.error(session, action, f"Channel{number} does not exist: {name}")
+                return
+            channels.append(channel)
+        try:
+            self.server.pbx.check_bridge(*channels)
+        except TransferError as exc:
+            await self.error(session, action, str(exc))
+            return
+        await self.ok(session, action, "Channels have been bridged")
+        self.server.pbx.bridge(*channels)

@@ -58,6 +58,8 @@ class _PbxCalls(_PbxState):
             base + ";2", uid2, linkedid or uid1, context, exten, RING, now, half=2, device=device
         )
         one.peer, two.peer = two, one
+        if not linkedid:
+            self._linkedid_age[uid1] = self._uniqueid_seq
         for channel in (one, two):
             channel._cdr = _Cdr(now)
             self.channels[channel.name] = channel
@@ -188,6 +190,8 @@ class _PbxCalls(_PbxState):
                 if channel._cep != (channel.context, channel.exten, channel.priority):
                     self._newexten(channel)
                 result = await self._exec(channel, app, data)
+                if channel._held is not None and channel.alive:
+                    await channel._held  # in a bridge of the Bridge action, until it leaves
                 if not channel.alive:
                     return
                 self._settle()
@@ -284,6 +288,8 @@ class _PbxCalls(_PbxState):
                 self._var_set(second, "CHANLOCALSTATUS", status)
             # A ;2 that set its own cause (Busy(), Hangup(17)) keeps it (dial_busy.bin).
             second.hangupcause = second.hangupcause or cause
+            if second._bridge is not None and not second.hangupcause:
+                second.hangupcause = NORMAL_CLEARING  # it leaves a bridge (bridge_action.bin)
             self._channel_event("HangupRequest", second, ("Cause", str(cause)))
             self._dial_failed(second, cause)
             # What the peer was doing stops now (MusicOnHoldStop in playback_moh.bin).
@@ -301,14 +307,15 @@ class _PbxCalls(_PbxState):
             }
             self._cel(channel, "HANGUP", extra=json.dumps(extra, separators=(",", ":")))
             self._cel(channel, "CHAN_END")
-        last = ends[-1]
-        for channel in pair:
+            # The last channel of a Linkedid ends it; the halves of a Local channel can
+            # have different ones once a bridge gave one an older one (bridge_action.bin).
             del self.channels[channel.name]
-        if not any(c.linkedid == last.linkedid for c in self.channels.values()):
-            self._cel(last, "LINKEDID_END")
+            if not any(c.linkedid == channel.linkedid for c in self.channels.values()):
+                self._cel(channel, "LINKEDID_END")
+                self._linkedid_age.pop(channel.linkedid, None)
         bridges: list[_Bridge] = []
         for channel in pair:
-            if channel is second and channel.pbx:
+            if channel is second and channel.pbx and channel._bridge is None:
                 self._channel_event("SoftHangupRequest", channel, ("Cause", str(NORMAL_CLEARING)))
             bridge = channel._bridge
             if bridge is not None:
@@ -321,7 +328,7 @@ class _PbxCalls(_PbxState):
                 ("Cause-txt", cause_text(channel.hangupcause)),
             )
         for channel in pair:
-            self._device_changed(channel.device)
+            self._device_changed(channel.device, hangup=True)
         self._settle()
         for bridge in bridges:
             self._bridge_dissolve(bridge, cause)
@@ -365,6 +372,13 @@ class _PbxCalls(_PbxState):
         peers = list(bridge.channels)
         bridge.channels.append(channel)
         channel._bridge = bridge
+        # Bridged channels share the oldest Linkedid among them (bridge_action.bin).
+        oldest = min(
+            (c.linkedid for c in bridge.channels),
+            key=lambda linkedid: self._linkedid_age.get(linkedid, -1),
+        )
+        for member in bridge.channels:
+            member.linkedid = oldest
         self._emit("BridgeEnter", "call,all", self._bridge_headers(bridge), channel.snapshot())
         if channel.variables.get("BLINDTRANSFER"):
             self._var_set(channel, "BLINDTRANSFER", "")  # blind_transfer.bin
@@ -397,6 +411,13 @@ class _PbxCalls(_PbxState):
         bridge.channels.remove(channel)
         channel._bridge = None
         self._emit("BridgeLeave", "call,all", self._bridge_headers(bridge), channel.snapshot())
+        self._release(channel)
+
+    def _release(self, channel: SimChannel) -> None:
+        """A channel the Bridge action took out of its dialplan may go on."""
+        held, channel._held = channel._held, None
+        if held is not None and not held.done():
+            held.set_result(None)
 
     def _bridge_dissolve(self, bridge: _Bridge, cause: int) -> None:
         """A two-party (Dial) bridge ends when one party leaves: the other is put out."""

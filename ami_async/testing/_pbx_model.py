@@ -474,6 +474,7 @@ class SimChannel:
         self._task: asyncio.Task[None] | None = None
         self._goto: tuple[str, str, int] | None = None
         self._cep: tuple[str, str, int] | None = None  # where the last Newexten was
+        self._held: asyncio.Future[None] | None = None  # bridged by the Bridge action
         self._interrupt = asyncio.Event()
         self._cleanups: list[Callable[[], None]] = []
         self._control = 0  # the last control frame seen (OriginateResponse Reason)

@@ -108,10 +108,12 @@ class _PbxState:
         """Channels that ran the dialplan, ever / now (``core show channels``)."""
         self.active_calls = 0
         self._uniqueid_seq = 0
+        self._linkedid_age: dict[str, int] = {}
+        """Which Linkedid is older (a bridge gives all its channels the oldest)."""
         self._local_seq = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
-        self._pending_devices: list[str] = []
+        self._pending_devices: list[tuple[str, int | None]] = []
         self._pending_members: list[tuple[SimQueue, SimQueueMember]] = []
         self._device_cache: dict[str, int] = {}
         if lab:
@@ -427,15 +429,21 @@ class _PbxState:
 
     # -- device and queue member states --------------------------------------------------
 
-    def _device_changed(self, device: str) -> None:
+    def _device_changed(self, device: str, *, hangup: bool = False) -> None:
+        """A channel of ``device`` changed state or (``hangup``) ended.
+
+        A Local device reads NOT_INUSE as each of its channels ends, even while
+        another call to the same extension is up (bridge_action.bin).
+        """
         if device:
-            self._pending_devices.append(device)
+            hung_up = hangup and self.device_state(device) != _INVALID
+            self._pending_devices.append((device, _NOT_INUSE if hung_up else None))
 
     def _flush_devices(self) -> None:
         """DeviceStateChange for each pending change; queue members see it after."""
         pending, self._pending_devices = self._pending_devices, []
-        for device in pending:
-            state = self.device_state(device)
+        for device, known in pending:
+            state = self.device_state(device) if known is None else known
             self._emit(
                 "DeviceStateChange",
                 "call,all",

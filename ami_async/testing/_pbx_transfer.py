@@ -96,6 +96,7 @@ class _PbxTransfer(_PbxCalls):
         bridge.channels.remove(channel)
         channel._bridge = None
         self._emit("BridgeLeave", "call,all", self._bridge_headers(bridge), channel.snapshot())
+        self._release(channel)
         channel._after_bridge = None
         self._async_goto(channel, context, exten, priority)
 
