@@ -98,7 +98,9 @@ def versions() -> tuple[str, ...]:
     return tuple(_data()["versions"])
 
 
-_MAJOR = re.compile(r"(\d+)(?:\.(\d+))?")
+#: A version number standing alone (``22``, ``18.9`` in ``certified/18.9-cert5``; not the
+#: ``1`` of ``GIT-master-1a2b``).
+_MAJOR = re.compile(r"(?:^|[^0-9A-Za-z])(\d+)(?:\.\d+)*(?=$|[^0-9A-Za-z])")
 
 
 def resolve_version(version: str | None) -> str | None:
