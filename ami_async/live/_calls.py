@@ -56,6 +56,7 @@ class Call:
         "_answered_at",
         "_callee",
         "_causes",
+        "_dest_status",
         "_dial_status",
         "_ended_at",
         "_history",
@@ -83,6 +84,7 @@ class Call:
         self._record: CallRecord | None = None
         self._waiters: list[asyncio.Future[CallRecord]] = []
         self._dial_status: str | None = None  # the first DialEnd of a dialling channel
+        self._dest_status: dict[str, str] = {}  # dialled uniqueid -> its first DialStatus
         self._callee: CallerID | None = None
         self._causes: list[tuple[str, HangupCause | int | None]] = []
 

@@ -19,8 +19,8 @@ from ._changes import (
     QueueMemberRemoved,
     QueueMemberUpdated,
 )
+from ._fields import caller_id, number, yes
 from ._objects import (
-    CallerID,
     Conference,
     ConferenceParticipant,
     ParkedCall,
@@ -32,22 +32,6 @@ from ._objects import (
 __all__ = ["FeaturesMixin", "member_from", "parked_from", "participant_from", "queue_caller_from"]
 
 _replace = dataclasses.replace
-_UNKNOWN = frozenset({"", "<unknown>", "unknown"})
-
-
-def _cid(num: str | None, name: str | None) -> CallerID:
-    return CallerID(None if num in _UNKNOWN else num, None if name in _UNKNOWN else name)
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.lstrip("-").isdigit() else None
-
-
-def _yes(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "yes", "true", "on")
 
 
 def member_from(ev: Event) -> QueueMember | None:
@@ -61,13 +45,13 @@ def member_from(ev: Event) -> QueueMember | None:
         name=g("MemberName") or g("Name"),
         state_interface=g("StateInterface"),
         membership=g("Membership"),
-        penalty=_int(g("Penalty")),
-        calls_taken=_int(g("CallsTaken")) or 0,
-        last_call=_int(g("LastCall")),
-        status=_int(g("Status")),
-        paused=_yes(g("Paused")),
+        penalty=number(g("Penalty")),
+        calls_taken=number(g("CallsTaken")) or 0,
+        last_call=number(g("LastCall")),
+        status=number(g("Status")),
+        paused=yes(g("Paused")),
         paused_reason=g("PausedReason") or None,
-        in_call=_yes(g("InCall")),
+        in_call=yes(g("InCall")),
         raw=ev,
     )
 
@@ -81,8 +65,8 @@ def queue_caller_from(ev: Event, at: datetime) -> QueueCaller | None:
     return QueueCaller(
         uniqueid=uniqueid,
         channel=g("Channel") or "",
-        position=_int(g("Position")) or 0,
-        caller=_cid(g("CallerIDNum"), g("CallerIDName")),
+        position=number(g("Position")) or 0,
+        caller=caller_id(g("CallerIDNum"), g("CallerIDName")),
         joined_at=at,
         raw=ev,
     )
@@ -97,9 +81,9 @@ def participant_from(ev: Event, at: datetime) -> ConferenceParticipant | None:
     return ConferenceParticipant(
         uniqueid=uniqueid,
         channel=g("Channel") or "",
-        caller=_cid(g("CallerIDNum"), g("CallerIDName")),
-        admin=_yes(g("Admin")),
-        muted=_yes(g("Muted")),
+        caller=caller_id(g("CallerIDNum"), g("CallerIDName")),
+        admin=yes(g("Admin")),
+        muted=yes(g("Muted")),
         joined_at=at,
         raw=ev,
     )
@@ -118,9 +102,9 @@ def parked_from(ev: Event, at: datetime) -> ParkedCall | None:
         space=space,
         uniqueid=uniqueid,
         channel=g("ParkeeChannel") or "",
-        caller=_cid(g("ParkeeCallerIDNum"), g("ParkeeCallerIDName")),
+        caller=caller_id(g("ParkeeCallerIDNum"), g("ParkeeCallerIDName")),
         parker=g("ParkerDialString") or None,
-        timeout=_int(g("ParkingTimeout")),
+        timeout=number(g("ParkingTimeout")),
         parked_at=at,
         raw=ev,
     )

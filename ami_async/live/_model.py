@@ -31,27 +31,14 @@ from ._changes import (
     ChannelUpdated,
 )
 from ._features import FeaturesMixin
-from ._objects import Bridge, CallerID, Channel, Transfer
+from ._fields import caller_id, number
+from ._objects import Bridge, Channel, Transfer
 from ._records import build_record
 
-__all__ = ["Model", "caller_id", "number"]
+__all__ = ["Model"]
 
 _UTC = timezone.utc
-_UNKNOWN = frozenset({"", "<unknown>", "unknown"})
 _replace = dataclasses.replace
-
-
-def caller_id(num: str | None, name: str | None) -> CallerID:
-    """A `CallerID`, with Asterisk's `<unknown>` (and empty) read as `None`."""
-    return CallerID(None if num in _UNKNOWN else num, None if name in _UNKNOWN else name)
-
-
-def number(value: str | None) -> int | None:
-    """An int field, or `None` when absent or not a number."""
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.lstrip("-").isdigit() else None
 
 
 def _state(value: str | None) -> ChannelState | int:
@@ -360,8 +347,13 @@ class Model(FeaturesMixin):
 
     def _dialend(self, ev: Event) -> None:
         source = self.touch(ev, "")
-        self.touch(ev, "Dest")
+        dest = self.touch(ev, "Dest")
         dest_id = ev.get("DestUniqueid")
+        if dest is not None:
+            # A dial with no caller (Originate's) decides the dialled channel's own CDR.
+            dest_call = self.calls.get(dest.linkedid)
+            if dest_call is not None:
+                dest_call._dest_status.setdefault(dest.uniqueid, ev.get("DialStatus") or "")
         if source is None:
             return
         call = self.calls.get(source.linkedid)

@@ -22,7 +22,8 @@ from ._changes import (
     QueueMemberRemoved,
 )
 from ._features import member_from, parked_from, participant_from, queue_caller_from
-from ._model import Model, number
+from ._fields import number
+from ._model import Model
 from ._objects import Bridge, Conference, Queue
 from ._snapshot import Snapshot
 

@@ -63,6 +63,8 @@ def build_record(call: Call, ended_at: datetime, reason: str) -> CallRecord:
         disposition: Disposition = "ANSWERED"
     elif call._dial_status:
         disposition = disposition_of_dial(call._dial_status)
+    elif first is not None and call._dest_status.get(first.uniqueid):
+        disposition = disposition_of_dial(call._dest_status[first.uniqueid])
     else:
         disposition = disposition_of_cause(first.hangup_cause if first is not None else None, False)
     cause = None
