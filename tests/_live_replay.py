@@ -21,7 +21,7 @@ from pathlib import Path
 from _fixtures import VERSIONS, fixtures_dir, read_ami
 
 import ami_async
-from ami_async.live import CallRecord, Live
+from ami_async.live import CallRecord, Change, Live
 from ami_async.message import Event, Message
 from ami_async.protocol import Parser
 from ami_async.testing import FakeAsterisk
@@ -148,8 +148,13 @@ def _frame(msg: Message) -> bytes:
 
 
 @asynccontextmanager
-async def replay_into_live(capture: Capture, *, history: int = 10_000) -> AsyncIterator[Live]:
-    """A `Live` on a real client that has seen every event of `capture` at its recorded time."""
+async def replay_into_live(
+    capture: Capture, *, history: int = 10_000, changes: list[Change] | None = None
+) -> AsyncIterator[Live]:
+    """A `Live` on a real client that has seen every event of `capture` at its recorded time.
+
+    `changes`, if given, receives every change the replay made, in order.
+    """
     now = [BASE]
     async with FakeAsterisk(pbx=False) as fake:
         client = ami_async.Client(
@@ -165,6 +170,7 @@ async def replay_into_live(capture: Capture, *, history: int = 10_000) -> AsyncI
 
             async with Live(client, history=history, clock=lambda: now[0]) as live:
                 client.on("UserEvent")(on_mark)
+                stream = live.changes(maxsize=1_000_000)
                 counter = itertools.count()
                 for seconds, group in itertools.groupby(capture.events, key=lambda p: p[0]):
                     now[0] = BASE + seconds
@@ -177,6 +183,9 @@ async def replay_into_live(capture: Capture, *, history: int = 10_000) -> AsyncI
                     )
                     await fake.send_raw(data)
                     await asyncio.wait_for(waiter, 10)
+                if changes is not None:
+                    while (change := stream.get_nowait()) is not None:
+                        changes.append(change)
                 yield live
 
 
