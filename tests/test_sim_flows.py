@@ -318,3 +318,28 @@ async def test_flow_bridge_action_like_the_capture(fake: FakeAsterisk, wire: Wir
 async def test_bridge_action_errors(wire: Wire, headers: dict[str, str], message: str) -> None:
     response = await wire.ask("Bridge", **headers)
     assert response["Response"] == "Error" and response["Message"].startswith(message)
+
+
+# -- Local channel optimization -----------------------------------------------------------
+
+
+async def test_flow_local_optimization_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """2020 dials 2021, which dials 2022 (no /n): the middle pair optimizes away."""
+    start = await warm_up(wire, fake)
+    await originate(wire, "2020", "10", "lopt")
+    await wire.settle(fake.pbx)
+    got = wire.messages[start:]
+    assert_like_capture(got, "local_optimization")
+    begin, end = [m for m in got if m.get("Event", "").startswith("LocalOptimization")]
+    assert (begin["SourceUniqueid"], begin["LocalOneChannel"][:15]) == ("lopt-2", "Local/2021@test")
+    assert (end["Id"], end["Success"]) == (begin["Id"], "No")
+    # 2020's leg ends up bridged with 2022's ;1, in the bridge the middle pair's ;2 left.
+    swapped = next(m for m in got if m.get("Event") == "BridgeEnter" and "SwapUniqueid" in m)
+    assert (swapped["Uniqueid"], swapped["SwapUniqueid"]) == ("lopt-2", begin["DestUniqueId"])
+
+
+async def test_no_optimization_with_the_n_option(fake: FakeAsterisk, wire: Wire) -> None:
+    fake.pbx.dialplan.set("test", "2020", "Dial(Local/2021@test/n,20)")
+    await originate(wire, "2020", "10", "nopt")
+    await wire.settle(fake.pbx)
+    assert not [m for m in wire.messages if m.get("Event", "").startswith("LocalOptimization")]

@@ -20,7 +20,7 @@ import logging
 import re
 
 from .._compat import timeout as _timeout
-from ._pbx_bridge import _PbxBridge
+from ._pbx_local import _PbxLocal
 from ._pbx_model import (
     _LOCAL,
     _REASON_ANSWERED,
@@ -41,7 +41,7 @@ __all__ = ["SimPBX", "TransferError"]
 logger = logging.getLogger("ami_async.testing")
 
 
-class SimPBX(_PbxBridge):
+class SimPBX(_PbxLocal):
     """Channels, bridges, dialplan, queues and their events, on a simulated clock.
 
     ``time_scale`` is real seconds per simulated second (``0.05``: ``Wait(1)``

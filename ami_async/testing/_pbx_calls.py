@@ -72,6 +72,7 @@ class _PbxCalls(_PbxState):
         self._channel_event("Newchannel", two)
 
     def _local_bridge(self, one: SimChannel, two: SimChannel, optimize: bool) -> None:
+        one._optimize = two._optimize = optimize
         self._emit(
             "LocalBridge",
             "call,all",
@@ -363,12 +364,15 @@ class _PbxCalls(_PbxState):
         info = {"bridge_id": bridge.uniqueid, "bridge_technology": "simple_bridge"}
         return json.dumps(info, separators=(",", ":"))
 
+    def _bridged(self, bridge: _Bridge) -> None:
+        """A Dial's two-party bridge is complete (`SimPBX` looks for Local optimization)."""
+
     def _new_bridge(self) -> _Bridge:
         bridge = _Bridge(str(uuid.uuid4()))
         self._emit("BridgeCreate", "call,all", self._bridge_headers(bridge))
         return bridge
 
-    def _enter_bridge(self, bridge: _Bridge, channel: SimChannel) -> None:
+    def _enter_bridge(self, bridge: _Bridge, channel: SimChannel, swap: str = "") -> None:
         peers = list(bridge.channels)
         bridge.channels.append(channel)
         channel._bridge = bridge
@@ -379,7 +383,10 @@ class _PbxCalls(_PbxState):
         )
         for member in bridge.channels:
             member.linkedid = oldest
-        self._emit("BridgeEnter", "call,all", self._bridge_headers(bridge), channel.snapshot())
+        swapped = [("SwapUniqueid", swap)] if swap else []
+        self._emit(
+            "BridgeEnter", "call,all", self._bridge_headers(bridge), channel.snapshot(), swapped
+        )
         if channel.variables.get("BLINDTRANSFER"):
             self._var_set(channel, "BLINDTRANSFER", "")  # blind_transfer.bin
         self._cel(

@@ -150,6 +150,7 @@ class _Call:
                 self.ended.set_result(cause)
 
         caller._after_bridge = caller_out
+        pbx._bridged(bridge)
 
 
 async def _app_dial(pbx: SimPBX, channel: SimChannel, data: str) -> int:

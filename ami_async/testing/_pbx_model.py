@@ -475,6 +475,7 @@ class SimChannel:
         self._goto: tuple[str, str, int] | None = None
         self._cep: tuple[str, str, int] | None = None  # where the last Newexten was
         self._held: asyncio.Future[None] | None = None  # bridged by the Bridge action
+        self._optimize = False  # a Local half that may optimize away (no /n)
         self._interrupt = asyncio.Event()
         self._cleanups: list[Callable[[], None]] = []
         self._control = 0  # the last control frame seen (OriginateResponse Reason)

@@ -109,6 +109,7 @@ class _PbxState:
         self.active_calls = 0
         self._uniqueid_seq = 0
         self._linkedid_age: dict[str, int] = {}
+        self._optimizations = 0  # LocalOptimizationBegin/End Id
         """Which Linkedid is older (a bridge gives all its channels the oldest)."""
         self._local_seq = 0
         self._tasks: set[asyncio.Task[Any]] = set()
