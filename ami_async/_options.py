@@ -29,6 +29,7 @@ _COUNTS: Final = {
     "max_auth_failures": 1,
     "max_frame_size": MIN_FRAME_SIZE,
     "event_queue_size": 1,
+    "action_sessions": 0,
 }
 
 #: The options `check_option` knows.

@@ -13,13 +13,15 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
+from ._action_sessions import ActionSessions
+from ._deadlines import Deadlines
 from ._keepalive import Keepalive, blocks_session
 from ._options import seconds
 from .connection import AMIProtocol
 from .dispatch import Dispatcher, EventList, Pending
 from .errors import ActionTimeoutError, ConnectionLostError, InvalidActionError
 from .message import Event, Response
-from .protocol import HeaderValue, encode_action
+from .protocol import HeaderValue, encode_with_id
 
 __all__ = ["SenderMixin"]
 
@@ -39,6 +41,8 @@ class SenderMixin:
     _id_prefix: str
     _counter: itertools.count[int]
     _watch: Keepalive
+    _deadlines: Deadlines
+    _sessions: ActionSessions | None
 
     def _raise_if_done(self) -> None:  # pragma: no cover - Client defines it
         raise NotImplementedError
@@ -48,9 +52,6 @@ class SenderMixin:
         if timeout is None:
             return self.action_timeout
         return seconds("timeout", timeout)
-
-    def _next_action_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._counter)}"
 
     def _live(self) -> AMIProtocol | None:
         return self._protocol if self._ready else None
@@ -67,24 +68,27 @@ class SenderMixin:
         follow: str | None = None,
         streaming: bool = False,
     ) -> tuple[Pending, bytes, AMIProtocol]:
-        fields = dict(headers)
         action_id: str | None = None
-        for key in [k for k in fields if len(k) == 8 and k.lower() == "actionid"]:
-            value = fields.pop(key)
-            if not isinstance(value, str) or not value:
-                raise InvalidActionError("ActionID must be a non-empty string")
-            action_id = value
+        if headers:
+            fields = dict(headers)
+            for key in [k for k in fields if len(k) == 8 and k.lower() == "actionid"]:
+                value = fields.pop(key)
+                if not isinstance(value, str) or not value:
+                    raise InvalidActionError("ActionID must be a non-empty string")
+                action_id = value
+        else:
+            fields = {}
         if action_id is None:
-            action_id = self._next_action_id()
+            action_id = f"{self._id_prefix}-{next(self._counter)}"
         # Encoding first: bad input is refused before anything is registered or written.
-        data = encode_action(name, [("ActionID", action_id), *fields.items()])
+        data = encode_with_id(name, action_id, fields)
         if protocol is None or protocol.closed:
             self._raise_if_done()
             raise ConnectionLostError(f"{name}: not connected to {self.host}:{self.port}")
         if complete_event is None and is_list:
             complete_event = self.list_completions.get(name.lower())
         pending = Pending(
-            asyncio.get_running_loop(),
+            protocol._loop,
             name,
             action_id,
             check=check,
@@ -109,36 +113,56 @@ class SenderMixin:
     ) -> Response:
         """Write the action and wait for its answer, removing it from the table on any exit.
 
-        A ``blocking`` action tells the keepalive to expect silence until it ends
-        (or until ``timeout``).
+        Its deadline joins the client's one deadline structure (`Deadlines`).
+        A ``blocking`` action tells the keepalive to expect silence until it
+        ends (or until ``timeout``).
         """
-        loop = asyncio.get_running_loop()
-        handle = loop.call_later(timeout, self._expire, pending, timeout)
-        deadline = time.monotonic() + timeout
+        self._deadlines.add(pending, timeout, protocol._loop)
+        future = pending.future
         if blocking:
-            self._watch.blocking[pending] = deadline
+            return await self._run_blocking(pending, data, protocol, timeout)
+        try:
+            if protocol._paused:
+                await self._drain(protocol, pending)
+            # More than this one in flight: a burst, whose writes may share one.
+            protocol.write(data, len(self._dispatcher.pending) > 1)
+            return await future
+        finally:
+            if self._dispatcher.pending.get(pending.action_id) is pending:
+                self._dispatcher.discard(pending)
+            if not future.done():
+                future.cancel()  # wakes a keepalive waiting on it
+
+    async def _drain(self, protocol: AMIProtocol, pending: Pending) -> None:
+        """Wait while writing is paused, unless the action's deadline (or the link) ends first."""
+        drain = asyncio.ensure_future(protocol.drain())
+        try:
+            done, _ = await asyncio.wait(
+                (drain, pending.future), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not drain.done():
+                drain.cancel()  # timed out or cancelled: leave no task behind
+        if drain not in done:
+            pending.future.result()  # raises the timeout
+        drain.result()
+
+    async def _run_blocking(
+        self, pending: Pending, data: bytes, protocol: AMIProtocol, timeout: float
+    ) -> Response:
+        """`_run` for an action that keeps Asterisk's session busy (the keepalive waits)."""
+        deadline = time.monotonic() + timeout
+        self._watch.blocking[pending] = deadline
         written = False
         try:
             if protocol._paused:
-                drain = asyncio.ensure_future(protocol.drain())
-                try:
-                    done, _ = await asyncio.wait(
-                        (drain, pending.future), return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    if not drain.done():
-                        drain.cancel()  # timed out or cancelled: leave no task behind
-                if drain not in done:
-                    return pending.future.result()  # raises the timeout
-                drain.result()
+                await self._drain(protocol, pending)
             protocol.write(data)
             written = True
             return await pending.future
         finally:
-            handle.cancel()
             if (
-                blocking
-                and written
+                written
                 and pending.future.cancelled()
                 and not protocol.closed
                 and self._dispatcher.pending.get(pending.action_id) is pending
@@ -146,8 +170,7 @@ class SenderMixin:
                 # The caller gave up, but Asterisk's session stays busy with it.
                 self._keep_blocking(pending, deadline)
             else:
-                if blocking:
-                    self._watch.blocking.pop(pending, None)
+                self._watch.blocking.pop(pending, None)
                 self._dispatcher.discard(pending)
                 if not pending.future.done():
                     pending.future.cancel()  # wakes a keepalive waiting on it
@@ -179,8 +202,9 @@ class SenderMixin:
         pending.kept = True
         self._watch.blocking[pending] = deadline
 
-    def _expire(self, pending: Pending, timeout: float) -> None:
-        """The timer of an action: no (complete) answer in time."""
+    def _expire(self, pending: Pending) -> None:
+        """An action's deadline passed with no (complete) answer."""
+        timeout = pending.timeout
         logger.debug(
             "%s timed out after %s s (ActionID %s)",
             pending.action,
@@ -247,11 +271,19 @@ class SenderMixin:
         check: bool = True,
         blocking: bool | None = None,
     ) -> Response:
-        budget = self._budget(timeout)
+        budget = self.action_timeout if timeout is None else seconds("timeout", timeout)
         if blocking is None:
             blocking = blocks_session(name, headers)
-        pending, data, protocol = self._prepare(self._live(), name, headers, check=check)
-        if name.lower() != "logoff":
+        if blocking and self._sessions is not None and name.lower() != "logoff":
+            session = self._sessions.pick()
+            if session is not None:  # none up: the main session runs it
+                return await session._send(
+                    name, headers, timeout=budget, check=check, blocking=True
+                )
+        pending, data, protocol = self._prepare(
+            self._protocol if self._ready else None, name, headers, check=check
+        )
+        if len(name) != 6 or name.lower() != "logoff":
             return await self._run(pending, data, protocol, budget, blocking)
         # The server answers Goodbye and closes: that close is ours, not a loss.
         protocol.expect_close = True

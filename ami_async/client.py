@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from ._action_sessions import ActionSessions
+from ._deadlines import Deadlines
 from ._keepalive import Keepalive
 from ._login import LoginMixin, is_credential_refusal
 from ._options import OPTIONS, backoff, check_option, check_options, event_mask, seconds
@@ -75,6 +77,12 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
 
     ``name`` (default ``"host:port"``) is what every event this client
     receives carries as `Event.server`, and the key of a `Fleet` member.
+
+    ``action_sessions`` (default 0) opens that many more sessions, events off,
+    for the actions that block Asterisk's session (a synchronous ``Originate``,
+    ``Command``, ``Reload``..., or ``send_action(..., blocking=True)``): they
+    log in, reconnect and keep alive like the main one, and while none is up
+    those actions run on the main session.
     """
 
     list_completions: dict[str, str]
@@ -109,6 +117,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         on_connect: ConnectHook | None = None,
         on_disconnect: DisconnectHook | None = None,
         name: str | None = None,
+        action_sessions: int = 0,
     ) -> None:
         if auth not in ("plain", "md5"):
             raise ValueError(f"auth must be 'plain' or 'md5', not {auth!r}")
@@ -124,6 +133,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
             boot_timeout=boot_timeout,
             max_frame_size=max_frame_size,
             event_queue_size=event_queue_size,
+            action_sessions=action_sessions,
         )
         self.host = host
         self.port = port
@@ -169,6 +179,9 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
             ping_interval or 1.0, ping_timeout, self._send_ping, self._dispatcher.discard
         )
         self._keepalive: asyncio.Task[None] | None = None
+        # One timer for the deadlines of all the actions in flight (ami_async._deadlines).
+        self._deadlines = Deadlines(self._expire)
+        self._sessions = ActionSessions(self, action_sessions) if action_sessions else None
         self._reconnector: asyncio.Task[None] | None = None
         self._id_prefix = ""
         # Structured logging: every record about this client carries its server.
@@ -247,6 +260,11 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
     def reconnects(self) -> int:
         """How many times the client reconnected by itself after losing the link."""
         return self._reconnects
+
+    @property
+    def action_sessions(self) -> int:
+        """How many action sessions the client keeps (``action_sessions=``), up or not."""
+        return 0 if self._sessions is None else self._sessions.count
 
     @property
     def pending_actions(self) -> int:
@@ -341,12 +359,16 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
                 return self
             await self._open()
         self._after_connect()
+        if self._sessions is not None:
+            await self._sessions.ready(self.timeout)  # their first attempts: a ready client
         return self
 
     def _after_connect(self) -> None:
         self._wake_state_waiters()
         if self.ping_interval and (self._keepalive is None or self._keepalive.done()):
             self._keepalive = self._spawn(self._keepalive_loop())
+        if self._sessions is not None:
+            self._sessions.start()
         for hook in self._connect_hooks:
             self._call_hook(hook, self)
 
@@ -406,6 +428,8 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         self._dispatcher.stop_handlers()
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self._sessions is not None:
+            self._sessions.shut_now()
         self._wake_state_waiters()
 
     async def _reconnect_loop(self) -> None:
@@ -522,6 +546,8 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
             raise
 
     async def _teardown(self, logoff: bool) -> None:
+        if self._sessions is not None:
+            await self._sessions.close()  # each logs off, all at once
         protocol = self._protocol
         try:
             if logoff and protocol is not None and self.connected:
@@ -567,6 +593,9 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         """
         self._closed = True
         self._ready = False
+        self._deadlines.clear()
+        if self._sessions is not None:
+            self._sessions.shut_now()
         protocol, self._protocol = self._protocol, None
         if protocol is not None:
             protocol.close()

@@ -167,21 +167,28 @@ class AMIProtocol(asyncio.Protocol):
         """The banner line (``None`` if the server sent messages without one)."""
         return await asyncio.shield(self._banner)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, burst: bool = True) -> None:
+        """Write ``data`` (in order after what was written before).
+
+        With ``burst`` (more actions are likely in this loop iteration) the
+        writes that follow this one in the same iteration are joined into one
+        at its end; ``burst=False`` (a lone action) writes it and schedules nothing.
+        """
         if self.closed or self.transport is None:
             raise ConnectionLostError("the connection is closed")
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s >>> %r", self.label, redact(data), extra=self._extra)
         batch = self._batch
-        if batch is None:
-            # The first action of this loop iteration goes out at once (no added
-            # latency); the ones that follow in the same iteration are joined into
-            # one write at its end: one system call for a burst of actions.
-            self.transport.write(data)
+        if batch is not None:
+            batch.append(data)  # after the batch's earlier writes, never before
+            return
+        # The first action of this loop iteration goes out at once (no added
+        # latency); the ones that follow in the same iteration are joined into
+        # one write at its end: one system call for a burst of actions.
+        self.transport.write(data)
+        if burst:
             self._batch = []
             self._loop.call_soon(self._flush)
-        else:
-            batch.append(data)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, None

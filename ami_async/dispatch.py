@@ -91,6 +91,7 @@ class Pending:
         "check",
         "complete",
         "complete_name",
+        "deadline",
         "follow",
         "follow_event",
         "future",
@@ -102,6 +103,7 @@ class Pending:
         "response",
         "stream_waiter",
         "streaming",
+        "timeout",
         "wants_events",
     )
 
@@ -136,6 +138,9 @@ class Pending:
         self.follow_event: Event | None = None
         self.list_open = False
         self.stream_waiter: asyncio.Future[None] | None = None
+        #: Its timeout (seconds) and deadline (``loop.time()``), set when it is sent.
+        self.timeout = 0.0
+        self.deadline = 0.0
         # Events may follow that are matched by ActionID: nothing may be skipped
         # unparsed meanwhile. A known list action asked with send_action() counts
         # too: its items are not broadcast, and its end must be seen.

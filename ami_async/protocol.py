@@ -349,12 +349,30 @@ def encode_action(
     (a ``ValueError``) before anything is produced.
     """
     items = headers.items() if isinstance(headers, Mapping) else list(headers)
-    # Fast path for the usual str/int headers: build the frame, then check it
-    # once (every line must end in exactly one CRLF, no NUL). Anything unusual,
-    # and every error, goes through the checking encoder, which says what is wrong.
     if type(name) is not str or not name.strip() or ":" in name:
         return _encode_checked(name, items)
-    parts = [f"Action: {name}\r\n"]
+    data = _encode_fast([f"Action: {name}\r\n"], items)
+    return _encode_checked(name, items) if data is None else data
+
+
+def encode_with_id(name: str, action_id: str, headers: dict[str, HeaderValue]) -> bytes:
+    """`encode_action` of ``name``, ``ActionID: action_id`` and then ``headers``.
+
+    The client's path: no list of pairs to build, and the same checks.
+    """
+    if type(name) is str and type(action_id) is str and name.strip() and ":" not in name:
+        data = _encode_fast([f"Action: {name}\r\n", f"ActionID: {action_id}\r\n"], headers.items())
+        if data is not None:
+            return data
+    return _encode_checked(name, [("ActionID", action_id), *headers.items()])
+
+
+def _encode_fast(parts: list[str], items: Iterable[tuple[str, HeaderValue]]) -> bytes | None:
+    """The frame of ``parts`` (each one line) and the usual str/int ``items``; ``None`` for
+    anything else, or anything wrong, which the checking encoder then explains.
+
+    Built first, then checked once: every line must end in exactly one CRLF, no NUL.
+    """
     for key, value in items:
         kind = type(value)
         if (
@@ -367,17 +385,16 @@ def encode_action(
         ):
             parts.append(f"{key}: {value}\r\n")
         else:
-            return _encode_checked(name, items)
+            return None
     parts.append("\r\n")
     text = "".join(parts)
     lines = len(parts)
     if text.count("\n") != lines or text.count("\r") != lines or "\x00" in text:
-        return _encode_checked(name, items)
+        return None
     try:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
-        pass  # a lone surrogate; raised below, outside this handler (no secret in __context__)
-    return _encode_checked(name, items)
+        return None  # a lone surrogate: the checking encoder raises, with no secret in context
 
 
 def _encode_checked(

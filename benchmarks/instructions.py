@@ -14,6 +14,13 @@ are not available in this sandbox (``perf stat -e instructions true`` reports
 
     python benchmarks/instructions.py                       # ours and the baseline
     python benchmarks/instructions.py --clients ours,baseline,panoramisk --json out.json
+
+The action scenarios count instructions per action the same way, the size
+being the number of Pings: ``--scenario ping_seq`` (sequential ``ping()``
+round trips) and ``--scenario ping_flight`` (Pings from 500 tasks, so 500 are
+in flight); ``--scenario actions`` runs both::
+
+    python benchmarks/instructions.py --scenario actions    # per Ping, both ways
 """
 
 from __future__ import annotations
@@ -32,6 +39,13 @@ import loadserver
 
 RUN = Path(__file__).resolve().with_name("run.py")
 _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+#: The option of run.py that sizes a scenario (events, unless it is about actions).
+SIZE_OPTION = {"ping_seq": "--pings", "ping_flight": "--flight-total"}
+#: Shorthands of ``--scenario``.
+GROUPS = {"actions": ("ping_seq", "ping_flight")}
+#: Default sizes of the small and large runs of the action scenarios (Pings).
+ACTION_SIZES = (2_000, 10_000)
 
 
 def count_instructions(
@@ -53,15 +67,40 @@ def count_instructions(
             client,
             "--port",
             str(port),
-            "--events",
+            SIZE_OPTION.get(scenario, "--events"),
             str(events),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     match = _IREFS.search(proc.stderr)
     if proc.returncode != 0 or match is None:
         tail = "\n".join(proc.stderr.splitlines()[-15:])
-        raise RuntimeError(f"valgrind run failed ({client}, {events} events):\n{tail}")
+        raise RuntimeError(f"valgrind run failed ({client}, {scenario}, {events}):\n{tail}")
     return int(match.group(1).replace(",", ""))
+
+
+def measure(
+    clients: list[str], scenario: str, port: int, small: int, large: int, valgrind: str
+) -> dict[str, dict[str, float]]:
+    """Per client: both counts and the instructions per unit (event or action) of ``scenario``."""
+    unit = "action" if scenario in SIZE_OPTION else "event"
+    results: dict[str, dict[str, float]] = {}
+    for client in clients:
+        low = count_instructions(client, scenario, port, small, valgrind=valgrind)
+        high = count_instructions(client, scenario, port, large, valgrind=valgrind)
+        per_unit = (high - low) / (large - small)
+        results[client] = {"small": low, "large": high, "per_event": per_unit}
+        print(
+            f"{scenario:<11} {client:<11} I({small})={low:>14,}  I({large})={high:>14,}  "
+            f"-> {per_unit:,.0f} instructions/{unit}",
+            flush=True,
+        )
+    base = results.get("baseline", {}).get("per_event")
+    if base:
+        for client, figures in results.items():
+            if client != "baseline":
+                ratio = figures["per_event"] / base
+                print(f"{scenario}: {client}: {ratio:.2f}x the baseline's instructions/{unit}")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,51 +108,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--clients", default="ours,baseline", help="comma-separated (default ours,baseline)"
     )
-    ap.add_argument("--scenario", default="events_all", help="a scenario of run.py (default a)")
     ap.add_argument(
-        "--small", type=int, default=5_000, help="events in the small run (default 5000)"
+        "--scenario",
+        default="events_all",
+        help="scenarios of run.py, comma-separated, or 'actions' (default events_all)",
     )
     ap.add_argument(
-        "--large", type=int, default=25_000, help="events in the large run (default 25000)"
+        "--small", type=int, help="events (Pings) in the small run (default 5000; Pings 2000)"
+    )
+    ap.add_argument(
+        "--large", type=int, help="events (Pings) in the large run (default 25000; Pings 10000)"
     )
     ap.add_argument("--json", metavar="FILE", help="write the counts and the figures as JSON")
     args = ap.parse_args(argv)
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    if args.large <= args.small:
-        raise SystemExit("--large must be greater than --small")
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    results: dict[str, dict[str, float]] = {}
+    scenarios: list[str] = []
+    for name in args.scenario.split(","):
+        scenarios.extend(GROUPS.get(name.strip(), (name.strip(),)))
+    out: dict[str, object] = {"python": sys.version.split()[0]}
     with loadserver.ServerProcess() as server:
-        for client in clients:
-            small = count_instructions(
-                client, args.scenario, server.port, args.small, valgrind=valgrind
-            )
-            large = count_instructions(
-                client, args.scenario, server.port, args.large, valgrind=valgrind
-            )
-            per_event = (large - small) / (args.large - args.small)
-            results[client] = {"small": small, "large": large, "per_event": per_event}
-            print(
-                f"{client:<11} I({args.small})={small:>14,}  I({args.large})={large:>14,}  "
-                f"-> {per_event:,.0f} instructions/event",
-                flush=True,
-            )
-    base = results.get("baseline", {}).get("per_event")
-    if base:
-        for client, figures in results.items():
-            if client != "baseline":
-                ratio = figures["per_event"] / base
-                print(f"{client}: {ratio:.2f}x the baseline's instructions/event")
+        for scenario in scenarios:
+            sizes = ACTION_SIZES if scenario in SIZE_OPTION else (5_000, 25_000)
+            small = sizes[0] if args.small is None else args.small
+            large = sizes[1] if args.large is None else args.large
+            if large <= small:
+                raise SystemExit("--large must be greater than --small")
+            results = measure(clients, scenario, server.port, small, large, valgrind)
+            out[scenario] = {"small": small, "large": large, "results": results}
     if args.json:
-        out = {
-            "scenario": args.scenario,
-            "small": args.small,
-            "large": args.large,
-            "python": sys.version.split()[0],
-            "results": results,
-        }
         Path(args.json).write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
 
