@@ -200,13 +200,13 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
     @property
     def name(self) -> str:
         """`Event.server` of the events this client receives (default ``"host:port"``)."""
-        return self._tagger.server_class.server
+        return self._tagger.server
 
     @name.setter
     def name(self, value: str) -> None:
         if not isinstance(value, str):
             raise TypeError(f"name must be a str, not {type(value).__name__}")
-        self._tagger.set_server(value)
+        self._tagger.server = value
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed" if self._closed else "disconnected"

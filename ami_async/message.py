@@ -12,7 +12,6 @@ the other headers only when first asked for. Nothing a user sees depends on it.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, TypeVar, overload
 
@@ -20,7 +19,6 @@ __all__ = [
     "Event",
     "Message",
     "Response",
-    "event_class",
     "make_message",
     "new_event",
     "new_response",
@@ -64,13 +62,16 @@ def _split_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
 class Message(Mapping[str, str]):
     """One AMI message: an ordered, multi-valued, case-insensitive, read-only mapping."""
 
-    __slots__ = ("_bare", "_body", "_headers", "_index", "_text")
+    # `_server`: set by the client that received the message (`Event.server`);
+    # left unset (no cost) by the parser.
+    __slots__ = ("_bare", "_body", "_headers", "_index", "_server", "_text")
 
     _text: str | None
     _headers: Headers | None
     _bare: tuple[str, ...]
     _index: dict[str, str] | None
     _body: str | None
+    _server: str
 
     def __init__(
         self,
@@ -202,15 +203,15 @@ class Message(Mapping[str, str]):
         if not isinstance(other, Message):
             return NotImplemented
         return (
-            _kind(self) is _kind(other)
-            and getattr(self, "server", None) == getattr(other, "server", None)
+            type(self) is type(other)
+            and _server(self) == _server(other)
             and self.headers == other.headers
             and self.bare_lines == other.bare_lines
             and self._body == other._body
         )
 
     def __hash__(self) -> int:
-        return hash((_kind(self).__name__, self.headers, self._body))
+        return hash((type(self).__name__, self.headers, self._body))
 
     # -- conveniences --------------------------------------------------------------
 
@@ -325,11 +326,6 @@ class Event(Message):
 
     _name: str | None
 
-    #: The `name` of the client that received this event (``""`` when none did).
-    #: A class attribute: each client's events are of a subclass of `Event` that
-    #: sets it (see `event_class`), so tagging costs nothing per event.
-    server: str = ""
-
     def __init__(
         self,
         headers: Iterable[tuple[str, str]] = (),
@@ -341,6 +337,11 @@ class Event(Message):
         self._name = None
 
     @property
+    def server(self) -> str:
+        """The `name` of the client that received this event (``""`` when none did)."""
+        return _server(self)
+
+    @property
     def name(self) -> str:
         """The event's name (the ``Event:`` value)."""
         name = self._name
@@ -349,28 +350,11 @@ class Event(Message):
         return name
 
 
-_EVENT_CLASSES: Final[weakref.WeakValueDictionary[str, type[Event]]] = weakref.WeakValueDictionary()
-
-
-def event_class(server: str) -> type[Event]:
-    """The `Event` subclass whose instances say they came from ``server`` (one per name).
-
-    ``isinstance(ev, Event)`` holds for them; equality compares the server too.
-    """
-    cls = _EVENT_CLASSES.get(server)
-    if cls is None:
-        cls = type(
-            "Event",
-            (Event,),
-            {"__slots__": (), "server": server, "__module__": __name__, "__qualname__": "Event"},
-        )
-        _EVENT_CLASSES[server] = cls
-    return cls
-
-
-def _kind(msg: Message) -> type[Message]:
-    """The class that equality and hashing go by: every server's events are `Event`."""
-    return Event if isinstance(msg, Event) else type(msg)
+def _server(msg: Message) -> str:
+    try:
+        return msg._server
+    except AttributeError:  # built by a parser or by hand: no client received it
+        return ""
 
 
 def new_event(text: str, name: str) -> Event:
