@@ -35,7 +35,17 @@ _MIN_SWEEP: Final = 1024
 class Deadlines:
     """Calls ``expire(pending)`` for each action still unanswered at its deadline."""
 
-    __slots__ = ("_armed", "_expire", "_heap", "_limit", "_loop", "_queue", "_seq", "_timer")
+    __slots__ = (
+        "_armed",
+        "_clock",
+        "_expire",
+        "_heap",
+        "_limit",
+        "_loop",
+        "_queue",
+        "_seq",
+        "_timer",
+    )
 
     def __init__(self, expire: Callable[[Pending], None]) -> None:
         self._expire = expire
@@ -43,6 +53,7 @@ class Deadlines:
         self._heap: list[tuple[float, int, Pending]] = []
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Callable[[], float] = time.monotonic
         self._timer: asyncio.TimerHandle | None = None
         self._armed = math.inf
         self._limit = _MIN_SWEEP
@@ -56,7 +67,10 @@ class Deadlines:
         if loop is not self._loop:
             self.clear()
             self._loop = loop
-        deadline = loop.time() + timeout
+            # The default loop's time() is time.monotonic(): called directly, one call less.
+            base = type(loop).time is asyncio.BaseEventLoop.time
+            self._clock = time.monotonic if base else loop.time
+        deadline = self._clock() + timeout
         pending.deadline = deadline
         pending.timeout = timeout
         queue = self._queue

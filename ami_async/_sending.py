@@ -11,11 +11,12 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import Any
 
 from ._action_sessions import ActionSessions
 from ._deadlines import Deadlines
-from ._keepalive import Keepalive, blocks_session
+from ._keepalive import BLOCKING_ACTIONS, Keepalive, blocks_session
 from ._options import seconds
 from .connection import AMIProtocol
 from .dispatch import Dispatcher, EventList, Pending
@@ -262,7 +263,7 @@ class SenderMixin:
         """
         return await self._send(name, headers, timeout=timeout, check=check, blocking=blocking)
 
-    async def _send(
+    def _send(
         self,
         name: str,
         headers: Mapping[str, HeaderValue],
@@ -270,22 +271,33 @@ class SenderMixin:
         timeout: float | None,
         check: bool = True,
         blocking: bool | None = None,
-    ) -> Response:
+    ) -> Coroutine[Any, Any, Response]:
+        """The coroutine that sends one action and returns its answer: ``await self._send(...)``.
+
+        Not a coroutine itself: the caller awaits `_run` directly (one layer
+        less on every action). Bad arguments raise at the call.
+        """
         budget = self.action_timeout if timeout is None else seconds("timeout", timeout)
+        low = name.lower() if type(name) is str else ""  # not a str: the encoder refuses it
         if blocking is None:
-            blocking = blocks_session(name, headers)
-        if blocking and self._sessions is not None and name.lower() != "logoff":
+            blocking = low in BLOCKING_ACTIONS or (
+                low == "originate" and blocks_session(name, headers)
+            )
+        if blocking and self._sessions is not None and low != "logoff":
             session = self._sessions.pick()
             if session is not None:  # none up: the main session runs it
-                return await session._send(
-                    name, headers, timeout=budget, check=check, blocking=True
-                )
+                return session._send(name, headers, timeout=budget, check=check, blocking=True)
         pending, data, protocol = self._prepare(
             self._protocol if self._ready else None, name, headers, check=check
         )
-        if len(name) != 6 or name.lower() != "logoff":
-            return await self._run(pending, data, protocol, budget, blocking)
-        # The server answers Goodbye and closes: that close is ours, not a loss.
+        if low == "logoff":
+            return self._logoff(pending, data, protocol, budget, blocking)
+        return self._run(pending, data, protocol, budget, blocking)
+
+    async def _logoff(
+        self, pending: Pending, data: bytes, protocol: AMIProtocol, budget: float, blocking: bool
+    ) -> Response:
+        """`_run` for Logoff: the server answers Goodbye and closes, a close that is ours."""
         protocol.expect_close = True
         goodbye = False
         try:

@@ -128,7 +128,8 @@ class Pending:
         self.streaming = streaming
         # Resolved with the Response (single actions), or once the whole list /
         # the follow-up event is in.
-        self.future: asyncio.Future[Response] = loop.create_future()
+        # (asyncio.Future directly: loop.create_future() is one more call, for the same object)
+        self.future: asyncio.Future[Response] = asyncio.Future(loop=loop)
         self.response: Response | None = None
         #: Cancelled by its caller but kept in flight (a blocking action Asterisk
         #: is still running): a new action with its ActionID replaces it.
@@ -166,7 +167,8 @@ class Pending:
         if not self.future.done():
             assert self.response is not None
             self.future.set_result(self.response)
-        self._wake()
+        if self.stream_waiter is not None:
+            self._wake()
 
 
 _NO_ITEMS: Final[collections.deque[Event]] = collections.deque(maxlen=0)
@@ -514,7 +516,11 @@ class Dispatcher:
             )
             return
         pending.response = msg
-        failed = not msg.success
+        text = msg._text
+        # Most answers are a plain success, written so by Asterisk: no parse for them.
+        failed = (
+            not (text is not None and text.startswith("Response: Success\r\n")) and not msg.success
+        )
         if failed and (pending.check or pending.is_list):
             self.discard(pending)
             pending.fail(ActionError(msg, pending.action))
@@ -532,7 +538,6 @@ class Dispatcher:
             self.discard(pending)
             pending.finish()
             return
-        text = msg._text
         if not failed and (text is None or "EventList" in text):  # (a Ping's answer: no)
             marker = msg.peek("EventList")
             if marker is not None and marker.lower() == "start":
@@ -544,7 +549,10 @@ class Dispatcher:
                 self.discard(pending)
                 pending.finish()
             return  # keep waiting for the follow-up event
-        self.discard(pending)
+        if pending.wants_events or pending.maybe_list:
+            self.discard(pending)
+        else:  # what discard() does for a plain action: the table entry goes
+            del self.pending[pending.action_id]
         pending.finish()
 
     def _late_list_response(self, action_id: str, msg: Response) -> None:

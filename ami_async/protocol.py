@@ -144,7 +144,12 @@ class Parser:
                 if work[start + 1] == 0x0A:
                     start += 2
                     continue
-            if (first == 0x52 or first == 0x72) and work[start : start + 17].lower() == _FOLLOWS:
+            if (
+                (first == 0x52 or first == 0x72)
+                and n > start + 10
+                and work[start + 10] | 0x20 == 0x66  # "Response: F...": no slice for the others
+                and work[start : start + 17].lower() == _FOLLOWS
+            ):
                 content_end, frame_end, marked = self._find_follows_end(work, start, n)
                 if frame_end < 0:
                     break
@@ -358,12 +363,22 @@ def encode_action(
 def encode_with_id(name: str, action_id: str, headers: dict[str, HeaderValue]) -> bytes:
     """`encode_action` of ``name``, ``ActionID: action_id`` and then ``headers``.
 
-    The client's path: no list of pairs to build, and the same checks.
+    The client's path: no list of pairs to build, and the same checks (an
+    action without headers is one string, checked once).
     """
-    if type(name) is str and type(action_id) is str and name.strip() and ":" not in name:
-        data = _encode_fast([f"Action: {name}\r\n", f"ActionID: {action_id}\r\n"], headers.items())
-        if data is not None:
-            return data
+    if type(name) is str and type(action_id) is str and ":" not in name and name.strip():
+        if not headers:
+            text = f"Action: {name}\r\nActionID: {action_id}\r\n\r\n"
+            if text.count("\n") == 3 and text.count("\r") == 3 and "\x00" not in text:
+                try:
+                    return text.encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError:
+                    pass  # a lone surrogate: the checking encoder raises, outside this handler
+        else:
+            parts = [f"Action: {name}\r\n", f"ActionID: {action_id}\r\n"]
+            data = _encode_fast(parts, headers.items())
+            if data is not None:
+                return data
     return _encode_checked(name, [("ActionID", action_id), *headers.items()])
 
 
