@@ -98,10 +98,20 @@ class SenderMixin:
             follow=follow,
             streaming=streaming,
         )
-        try:
-            self._dispatcher.add(pending)
-        except ValueError:
-            raise InvalidActionError(f"ActionID {action_id!r} is already in flight") from None
+        dispatcher = self._dispatcher
+        table = dispatcher.pending
+        if (
+            pending.wants_events
+            or pending.maybe_list
+            or dispatcher._abandoned
+            or action_id in table
+        ):
+            try:
+                dispatcher.add(pending)
+            except ValueError:
+                raise InvalidActionError(f"ActionID {action_id!r} is already in flight") from None
+        else:  # what add() does for a plain action with a free ID
+            table[action_id] = pending
         return pending, data, protocol
 
     async def _run(

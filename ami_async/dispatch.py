@@ -145,11 +145,13 @@ class Pending:
         # Events may follow that are matched by ActionID: nothing may be skipped
         # unparsed meanwhile. A known list action asked with send_action() counts
         # too: its items are not broadcast, and its end must be seen.
-        low = action.lower()
-        self.wants_events = is_list or follow is not None or low in LIST_COMPLETIONS
+        kind = _KINDS.get(action)
+        if kind is None:
+            kind = _kind(action)
+        self.wants_events = is_list or follow is not None or kind is _KNOWN_LIST
         # Any other action that may answer with a list (one the client does not
         # know): a read that may hold its answer and its end is parsed in full.
-        self.maybe_list = not self.wants_events and low not in SINGLE_ANSWER_ACTIONS
+        self.maybe_list = not self.wants_events and kind is _MAYBE_LIST
 
     def _wake(self) -> None:
         waiter = self.stream_waiter
@@ -172,6 +174,37 @@ class Pending:
 
 
 _NO_ITEMS: Final[collections.deque[Event]] = collections.deque(maxlen=0)
+
+# What an action's name says of its answer (a list the client knows, one
+# answer, or maybe a list), cached by the name as given: two set look-ups and a
+# lower() less per action.
+_KNOWN_LIST: Final = "known list"
+_SINGLE: Final = "single"
+_MAYBE_LIST: Final = "maybe list"
+_KINDS: dict[str, str] = {}
+
+
+def _kind(action: str) -> str:
+    low = action.lower()
+    if low in LIST_COMPLETIONS:
+        kind = _KNOWN_LIST
+    elif low in SINGLE_ANSWER_ACTIONS:
+        kind = _SINGLE
+    else:
+        kind = _MAYBE_LIST
+    if len(_KINDS) < 1024:
+        _KINDS[action] = kind
+    return kind
+
+
+def _peek_action_id(text: str) -> str | None:
+    """``ActionID`` of a frame's text when written as Asterisk does (else ``None``)."""
+    pos = text.find("\nActionID: ")
+    if pos < 0:
+        return None
+    end = text.find("\n", pos + 11)
+    value = text[pos + 11 : end] if end >= 0 else text[pos + 11 :]
+    return value[:-1] if value[-1:] == "\r" else value
 
 
 class _Matcher:
@@ -498,7 +531,10 @@ class Dispatcher:
             target._put(event)
 
     def _response(self, msg: Response) -> None:
-        action_id = msg.action_id
+        text = msg._text
+        action_id = _peek_action_id(text) if text is not None else None
+        if action_id is None:
+            action_id = msg.action_id
         pending = self.pending.get(action_id) if action_id is not None else None
         if pending is None:
             self.unmatched_responses += 1
@@ -516,7 +552,6 @@ class Dispatcher:
             )
             return
         pending.response = msg
-        text = msg._text
         # Most answers are a plain success, written so by Asterisk: no parse for them.
         failed = (
             not (text is not None and text.startswith("Response: Success\r\n")) and not msg.success
