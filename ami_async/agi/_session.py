@@ -80,6 +80,7 @@ class AGISession(HelpersMixin):
         self._worker: asyncio.Task[None] | None = None
         self._error: AGIError | None = None
         self._hung_up = False
+        self._hangup_seen = asyncio.Event()
         self._closed = False
 
     # -- what the session is -------------------------------------------------------------
@@ -189,19 +190,31 @@ class AGISession(HelpersMixin):
         finally:
             self._worker = None
 
+    async def wait_hangup(self, timeout: float | None = None) -> bool:
+        """Wait until the channel hangs up or the session's transport ends; `True` if the
+        channel hung up, `False` when ``timeout`` s passed first (or the session ended)."""
+        waiter = asyncio.ensure_future(self._hangup_seen.wait())
+        try:
+            await asyncio.wait((waiter,), timeout=timeout)
+        finally:
+            waiter.cancel()
+        return self._hung_up
+
     # -- the transport tells --------------------------------------------------------------
 
     def _on_hangup(self) -> None:
         if not self._hung_up:
             logger.debug("AGI channel %s hung up", self.channel)
         self._hung_up = True
+        self._hangup_seen.set()
 
     def _end(self, error: AGIError) -> None:
         """The transport is gone: every waiting and later command gets ``error``."""
         if self._error is None:
             self._error = error
         if isinstance(error, AGIHangupError):
-            self._hung_up = True
+            self._on_hangup()
+        self._hangup_seen.set()  # nothing more will come: waiters wake
         self._fail_queue(error)
 
     def _fail_queue(self, error: AGIError) -> None:
@@ -218,6 +231,7 @@ class AGISession(HelpersMixin):
         if self._closed:
             return
         self._closed = True
+        self._hangup_seen.set()
         self._fail_queue(AGIError("the AGI session is closed"))
         worker, self._worker = self._worker, None
         if worker is not None:
