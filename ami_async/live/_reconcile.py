@@ -57,6 +57,8 @@ def reconcile(model: Model, snap: Snapshot, reason: str) -> None:
             _channels(model, snap.channels, now)
         if snap.bridges is not None:
             _bridges(model, snap.bridges)
+        elif snap.channels is not None:
+            _bridges_of_channels(model)
         if snap.queue_params is not None:
             _queues(model, snap, now)
         if snap.rooms is not None:
@@ -115,6 +117,23 @@ def _bridges(model: Model, items: list[tuple[Event, list[Event] | None]]) -> Non
             old = model.bridges[uniqueid]
             model.emit(BridgeAdded(old, reason=model._reason, event=model._event))
         model.set_bridge_channels(old, new.channels, new.raw or Event())
+
+
+def _bridges_of_channels(model: Model) -> None:
+    """No `BridgeList` (Asterisk 12's, or not allowed): the bridges channels say they are in."""
+    members: dict[str, list[str]] = {}
+    for uniqueid, channel in model.channels.items():
+        if channel.bridge:
+            members.setdefault(channel.bridge, []).append(uniqueid)
+    for uniqueid in list(model.bridges):
+        if uniqueid not in members:
+            model.remove_bridge(uniqueid)
+    for uniqueid, channels in members.items():
+        old = model.bridges.get(uniqueid)
+        if old is None:
+            old = model.bridges[uniqueid] = Bridge(uniqueid, None, None, ())
+            model.emit(BridgeAdded(old, reason=model._reason, event=model._event))
+        model.set_bridge_channels(old, tuple(channels), old.raw or Event())
 
 
 def _queues(model: Model, snap: Snapshot, now: datetime) -> None:
