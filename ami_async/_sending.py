@@ -18,6 +18,7 @@ from ._action_sessions import ActionSessions
 from ._deadlines import Deadlines
 from ._keepalive import BLOCKING_ACTIONS, Keepalive, blocks_session
 from ._options import seconds
+from .catalogue._validate import check_action
 from .connection import AMIProtocol
 from .dispatch import Dispatcher, EventList, Pending
 from .errors import ActionTimeoutError, ConnectionLostError, InvalidActionError
@@ -271,6 +272,7 @@ class SenderMixin:
         ``Command``, ``Reload``, ``ModuleLoad``, ``QueueReload``, ``QueueReset``,
         ``WaitEvent`` and an ``Originate`` without ``Async`` block.
         """
+        check_action(self, name, headers)  # the catalogue: name, required headers, strict=
         return await self._send(name, headers, timeout=timeout, check=check, blocking=blocking)
 
     def _send(
