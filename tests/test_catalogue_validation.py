@@ -60,7 +60,7 @@ async def test_item3_a_correct_action_logs_nothing(
 
 async def test_item3_strict_refuses_before_sending(pbx: FakeAsterisk) -> None:
     async with client_for(pbx, strict=True) as client:
-        with pytest.raises(InvalidActionError, match="missing required header.*Interface"):
+        with pytest.raises(InvalidActionError, match=r"missing required header.*Interface"):
             await client.send_action("QueueAdd", Queue="sales")
         with pytest.raises(InvalidActionError, match="not an action Asterisk documents"):
             await client.send_action("NoSuchThing")
@@ -86,12 +86,12 @@ async def test_item3_strict_can_be_switched_on_a_running_client(
 
 async def test_item3_checked_against_the_version_once_known(pbx: FakeAsterisk) -> None:
     """After CoreSettings said 13.38.3, an action only 18+ documents is refused (strict)."""
-    async with FakeAsterisk(command_format="legacy", version="2.10.4") as old:
-        async with client_for(old, strict=True) as client:
-            assert await client.fetch_asterisk_version() == "13.38.3"
-            with pytest.raises(InvalidActionError, match=r"Asterisk 13\.38\.3.*18\.26\.4"):
-                await client.send_action("DBGetTree", Family="cf")
-            await client.send_action("Ping")
+    old = FakeAsterisk(command_format="legacy", version="2.10.4")
+    async with old, client_for(old, strict=True) as client:
+        assert await client.fetch_asterisk_version() == "13.38.3"
+        with pytest.raises(InvalidActionError, match=r"Asterisk 13\.38\.3.*18\.26\.4"):
+            await client.send_action("DBGetTree", Family="cf")
+        await client.send_action("Ping")
 
 
 def test_item3_strict_is_an_option_of_client() -> None:

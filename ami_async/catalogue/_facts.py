@@ -86,7 +86,7 @@ class EventInfo:
 def _data() -> dict[str, Any]:
     from importlib import resources  # here: importing the package stays cheap
 
-    text = resources.files(__name__).joinpath("data.json").read_text(encoding="utf-8")
+    text = resources.files("ami_async.catalogue").joinpath("data.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     data["actions_lower"] = {name.lower(): name for name in data["actions"]}
     data["events_lower"] = {name.lower(): name for name in data["events"]}
