@@ -178,7 +178,7 @@ async def test_wallboard_in_chromium_shows_calls_appear_and_leave(
         async with _chromium.open_page() as late:
             await late.navigate(url)
             await late.wait_for(
-                f"document.querySelector('[data-call=\"{linkedid}\"]')",
+                f"!!document.querySelector('[data-call=\"{linkedid}\"]')",
                 "the call on a page opened during it",
                 WAIT,
             )
