@@ -264,11 +264,13 @@ def create_app(
             await client.close()
 
     async def end_streams(app: web.Application) -> None:
-        for task in list(app[STREAMS]):
+        streams: set[asyncio.Task[Any]] = app[STREAMS]
+        for task in tuple(streams):
             task.cancel()
 
     app = web.Application()
-    app[STREAMS] = set()
+    streams: set[asyncio.Task[Any]] = set()
+    app[STREAMS] = streams
     app.cleanup_ctx.append(follow)
     app.on_shutdown.append(end_streams)
     app.router.add_get("/", page)
