@@ -279,6 +279,20 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         """Call ``hook(client, cause)`` when the link is lost or a reconnect login is refused."""
         self._disconnect_hooks.append(hook)
 
+    def remove_connect_hook(self, hook: ConnectHook) -> None:
+        """Stop calling ``hook`` after connections; a hook not registered is ignored.
+
+        What builds on a client (``Live``, ``AsyncAGI``...) removes its hooks when it closes,
+        so a closed helper leaves nothing behind on a long-lived client.
+        """
+        with contextlib.suppress(ValueError):
+            self._connect_hooks.remove(hook)
+
+    def remove_disconnect_hook(self, hook: DisconnectHook) -> None:
+        """Stop calling ``hook`` when the link is lost; a hook not registered is ignored."""
+        with contextlib.suppress(ValueError):
+            self._disconnect_hooks.remove(hook)
+
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Return once connected; raise if the client is closed or gave up.
 
@@ -369,7 +383,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
             self._keepalive = self._spawn(self._keepalive_loop())
         if self._sessions is not None:
             self._sessions.start()
-        for hook in self._connect_hooks:
+        for hook in tuple(self._connect_hooks):
             self._call_hook(hook, self)
 
     def _call_hook(self, hook: Callable[..., Any], *args: Any) -> None:
@@ -411,7 +425,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         lost = ConnectionLostError(f"connection to {label} lost{reason}")
         if cause is not None:
             lost.__cause__ = cause
-        for hook in self._disconnect_hooks:
+        for hook in tuple(self._disconnect_hooks):
             self._call_hook(hook, self, lost)
         self._wake_state_waiters()
         if self.reconnect:
@@ -453,7 +467,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
                         exc,
                         extra=self._log_extra,
                     )
-                    for hook in self._disconnect_hooks:
+                    for hook in tuple(self._disconnect_hooks):
                         self._call_hook(hook, self, exc)
                     if auth_failures >= self.max_auth_failures:
                         self._give_up(exc)

@@ -140,7 +140,7 @@ class Page:
     async def screenshot(self, path: Path) -> Path:
         """A PNG of the viewport, written to `path`."""
         answer = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(answer["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(answer["data"]))
         return path
 
     async def close(self) -> None:
@@ -171,7 +171,8 @@ async def open_page(width: int = 1280, height: int = 860) -> AsyncIterator[Page]
     """A headless chromium with a fresh profile and one page; everything removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="ami-async-chromium-"))
     profile = workdir / "profile"
-    with open(workdir / "chromium.log", "wb") as log:
+    log = await asyncio.to_thread(open, workdir / "chromium.log", "wb")
+    with log:
         process = await asyncio.create_subprocess_exec(
             CHROMIUM,
             *FLAGS,

@@ -141,3 +141,35 @@ async def _no_live_session(pbx: FakeAsterisk) -> bool:
             return True
         await asyncio.sleep(0.01)
     return False
+
+
+async def test_removed_hooks_are_not_called_and_a_hook_may_remove_itself(
+    pbx: FakeAsterisk,
+) -> None:
+    calls: list[str] = []
+    client = client_for(pbx, reconnect_delay=0.01)
+
+    def once(c: ami_async.Client) -> None:
+        calls.append("once")
+        c.remove_connect_hook(once)  # while the hooks are being called
+
+    def kept(c: ami_async.Client) -> None:
+        calls.append("kept")
+
+    def lost(c: ami_async.Client, exc: BaseException | None) -> None:
+        calls.append("lost")
+
+    client.add_connect_hook(once)
+    client.add_connect_hook(kept)
+    client.add_disconnect_hook(lost)
+    await client.connect()
+    assert calls == ["once", "kept"]  # removing itself did not skip the next hook
+    client.remove_disconnect_hook(lost)
+    client.remove_disconnect_hook(lost)  # not registered any more: ignored
+    client.remove_connect_hook(lost)  # type: ignore[arg-type]  # never registered: ignored
+    reconnected = asyncio.Event()
+    client.add_connect_hook(lambda c: reconnected.set())
+    await pbx.drop()
+    await asyncio.wait_for(reconnected.wait(), 5)
+    assert calls == ["once", "kept", "kept"]
+    await client.close()
