@@ -32,6 +32,7 @@ __all__ = ["fake", "wire"]  # fixtures (tests/_simpbx_wire.py)
 
 from ami_async.message import Message
 from ami_async.testing import FakeAsterisk
+from ami_async.testing._actions import _ACTION_NAMES
 
 
 def _tagged(value: str) -> str:
@@ -343,3 +344,15 @@ async def test_no_optimization_with_the_n_option(fake: FakeAsterisk, wire: Wire)
     await originate(wire, "2020", "10", "nopt")
     await wire.settle(fake.pbx)
     assert not [m for m in wire.messages if m.get("Event", "").startswith("LocalOptimization")]
+
+
+# -- what the fake advertises -------------------------------------------------------------
+
+
+async def test_every_listed_action_has_a_handler(fake: FakeAsterisk, wire: Wire) -> None:
+    """ListCommands and the permission table name only actions the fake answers."""
+    listed = set(_ACTION_NAMES)
+    assert listed <= set(fake._builtins.actions), listed - set(fake._builtins.actions)
+    response = await wire.ask("ListCommands")
+    names = {k.lower() for k, _ in response.headers} - {"response", "actionid"}
+    assert names == listed

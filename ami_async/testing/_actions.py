@@ -56,14 +56,13 @@ def _uptime_text(seconds: int) -> str:
     return ", ".join(parts)
 
 
-# ListCommands: the synopses and privileges of asterisk-22/listcommands.bin.
+# ListCommands: the synopses and privileges of asterisk-22/listcommands.bin, for the actions
+# the fake handles (an action listed here must have a handler: test_testing_actions.py).
 _LISTED: Final = (
-    ("Atxfer", "Attended transfer.", "call,all"),
     ("BlindTransfer", "Blind transfer channel(s) to the given destination", "call,all"),
     ("Bridge", "Bridge two channels already in the PBX.", "call,all"),
     ("Challenge", "Generate Challenge for MD5 Auth.", "<none>"),
     ("Command", "Execute Asterisk CLI Command.", "command,all"),
-    ("ConfbridgeList", "List participants in a conference.", "reporting,all"),
     ("ConfbridgeListRooms", "List active conferences.", "reporting,all"),
     ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting,all"),
     ("CoreShowChannels", "List currently active channels.", "system,reporting,all"),
@@ -81,8 +80,6 @@ _LISTED: Final = (
     ("Login", "Login Manager.", "<none>"),
     ("Logoff", "Logoff Manager.", "<none>"),
     ("Originate", "Originate a call.", "originate,all"),
-    ("Park", "Park a channel.", "call,all"),
-    ("ParkedCalls", "List parked calls.", "call,all"),
     ("Ping", "Keepalive command.", "<none>"),
     ("QueueStatus", "Show queue status.", "<none>"),
     ("QueueSummary", "Show queue summary.", "<none>"),
