@@ -70,8 +70,13 @@ class _AsyncLink:
             )
         except ActionError as exc:
             self.waiting.pop(command_id, None)
-            kind = AGIHangupError if "does not exist" in exc.message else AGIError
-            raise kind(f"{line}: {exc.message}", command=line) from exc
+            if "does not exist" not in exc.message:
+                raise AGIError(f"{line}: {exc.message}", command=line) from exc
+            gone = AGIHangupError(f"{line}: {exc.message}", command=line)
+            gone.__cause__ = exc
+            self.owner._forget(self)
+            self.end(gone)  # the channel is gone (its AsyncAGIEnd was missed): no BREAK
+            raise gone from exc
         except ActionTimeoutError as exc:
             self.waiting.pop(command_id, None)
             raise AGIError(f"{line}: the AGI action was not answered", command=line) from exc
@@ -189,6 +194,9 @@ class AsyncAGI:
         if self._router is not None:
             self._router.cancel()
             await asyncio.wait((self._router,))
+        self.client.remove_disconnect_hook(self._on_disconnect)
+        self.client.remove_connect_hook(self._on_connect)
+        self._incoming.put_nowait(None)  # iteration ends even if start() never ran
 
     async def __aenter__(self) -> AsyncAGI:
         self.start()
