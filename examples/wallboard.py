@@ -29,15 +29,18 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ami_async import AMIError, Client, SubscriptionOverflowError
 from ami_async.live import Call, CallerID, CallRecord, Conference, Live, Queue, QueueMember
+
+if TYPE_CHECKING:  # --fake imports it when asked for
+    from ami_async.testing import FakeAsterisk
 
 __all__ = ["LIVE", "PAGE", "board", "create_app", "main"]
 
@@ -70,9 +73,19 @@ def _party(who: CallerID) -> dict[str, str | None]:
     return {"number": who.num, "name": who.name}
 
 
-def call_state(call: Call) -> str:
-    """``talking``, ``held``, ``ringing`` or ``dialing``: what the board says a call is doing."""
+def call_state(call: Call, where: Mapping[str, str] | None = None) -> str:
+    """What the board says a call is doing: ``queued``, ``parked``, ``conference``,
+    ``held``, ``talking``, ``ringing`` or ``dialing``.
+
+    ``where`` maps the uniqueid of a channel waiting in a queue, parked or in a
+    conference to one of those words (a queue answers its caller before anyone
+    talks to them).
+    """
     channels = list(call.channels.values())
+    if where:
+        for state in ("queued", "parked", "conference"):
+            if any(where.get(c.uniqueid) == state for c in channels):
+                return state
     if call.answered_at is not None:
         return "held" if any(c.on_hold for c in channels) else "talking"
     # ChannelState 5 (Ringing) is a phone ringing; 4 (Ring) is a caller hearing it ring.
@@ -92,12 +105,12 @@ def member_state(member: QueueMember) -> str:
     return "available"
 
 
-def _call(call: Call) -> dict[str, Any]:
+def _call(call: Call, where: Mapping[str, str]) -> dict[str, Any]:
     return {
         "id": call.linkedid,
         "caller": _party(call.caller),
         "callee": _party(call.callee),
-        "state": call_state(call),
+        "state": call_state(call, where),
         "started": _epoch(call.started_at),
         "answered": _epoch(call.answered_at),
         "channels": len(call.channels),
@@ -150,10 +163,13 @@ def _conference(conference: Conference) -> dict[str, Any]:
 def board(live: Live, *, recent: int = RECENT) -> dict[str, Any]:
     """Everything the page shows, as JSON-able data (``now``: the server's clock)."""
     calls = sorted(live.calls.values(), key=lambda call: call.started_at)
+    where = {u: "conference" for c in live.conferences.values() for u in c.participants}
+    where.update((p.uniqueid, "parked") for p in live.parked.values())
+    where.update((c.uniqueid, "queued") for q in live.queues.values() for c in q.callers)
     return {
         "now": datetime.now().timestamp(),
         "synced": live.synced,
-        "calls": [_call(call) for call in calls],
+        "calls": [_call(call, where) for call in calls],
         "recent": [_record(r) for r in reversed(list(live.history)[-recent:])] if recent else [],
         "queues": [_queue(live.queues[name]) for name in sorted(live.queues)],
         "conferences": [_conference(live.conferences[n]) for n in sorted(live.conferences)],
@@ -284,49 +300,105 @@ def create_app(
 
 #: --fake: seconds between two demo calls.
 DEMO_STEP = 2.0
-#: (extension of [test], caller ID): a dialled call that is answered, queue callers,
-#: conference participants, a call nobody answers, a busy line.
+#: The demo's conference. The simulated PBX has no ConfBridge application, so
+#: the demo places a call to an extension that answers and waits, and sends the
+#: ConfbridgeJoin/ConfbridgeLeave events Asterisk would send for it
+#: (conference_three in the captures).
+DEMO_CONFERENCE = "1234"
+DEMO_CONFERENCE_EXTEN = "390"
+#: (extension of [test], caller ID): a dialled call that is answered, a caller
+#: that Bob answers in queue sales, one waiting in support (Alice is paused), a
+#: call nobody answers, a busy line, two conference guests.
 DEMO_CALLS = (
     ("2010", '"Alice Martin" <4155550101>'),
     ("410", '"Bruno Costa" <4155550102>'),
-    ("300", '"Chen Wei" <4155550103>'),
-    ("2012", '"Dana Smith" <4155550104>'),
-    ("400", '"Emil Novak" <4155550105>'),
-    ("300", '"Farah Khan" <4155550106>'),
+    (DEMO_CONFERENCE_EXTEN, '"Chen Wei" <4155550103>'),
+    ("400", '"Dana Smith" <4155550104>'),
+    ("2012", '"Emil Novak" <4155550105>'),
+    (DEMO_CONFERENCE_EXTEN, '"Farah Khan" <4155550106>'),
     ("2001", '"Gita Rao" <4155550107>'),
     ("2003", '"Hugo Blanc" <4155550108>'),
 )
 
 
-async def demo_calls(client: Client, calls: Iterable[tuple[str, str]] = DEMO_CALLS) -> None:
-    """Place the demo calls one by one, again and again (until cancelled)."""
-    for exten, caller_id in itertools.cycle(calls):
+async def conference_guest(pbx: FakeAsterisk, client: Client, caller_id: str) -> None:
+    """One demo conference participant: joins, stays 20 s, leaves."""
+    placed = await client.originate(
+        f"Local/{DEMO_CONFERENCE_EXTEN}@test", application="Wait", data="30", caller_id=caller_id
+    )
+    if not placed.success or placed.uniqueid is None or placed.channel is None:
+        return
+    name, _, number = caller_id.partition(" <")
+    fields = {
+        "Privilege": "call,all",
+        "Conference": DEMO_CONFERENCE,
+        "Channel": placed.channel,
+        "CallerIDNum": number.rstrip(">"),
+        "CallerIDName": name.strip('"'),
+        "Uniqueid": placed.uniqueid,
+        "Linkedid": placed.uniqueid,
+        "Admin": "No",
+        "Muted": "No",
+    }
+    await pbx.emit("ConfbridgeJoin", fields)
+    try:
+        await asyncio.sleep(20)
+    finally:
+        await pbx.emit("ConfbridgeLeave", fields)
         with contextlib.suppress(AMIError):
-            await client.originate(
-                f"Local/{exten}@test",
-                application="Wait",
-                data="25",
-                caller_id=caller_id,
-                wait=False,
-            )
-        await asyncio.sleep(DEMO_STEP)
+            await client.hangup(placed.channel)
+
+
+async def demo_calls(
+    pbx: FakeAsterisk, client: Client, calls: Iterable[tuple[str, str]] = DEMO_CALLS
+) -> None:
+    """Place the demo calls one by one, again and again (until cancelled)."""
+    guests: set[asyncio.Task[None]] = set()
+    try:
+        for exten, caller_id in itertools.cycle(calls):
+            if exten == DEMO_CONFERENCE_EXTEN:
+                guest = asyncio.ensure_future(conference_guest(pbx, client, caller_id))
+                guests.add(guest)
+                guest.add_done_callback(guests.discard)
+            else:
+                with contextlib.suppress(AMIError):
+                    await client.originate(
+                        f"Local/{exten}@test",
+                        application="Wait",
+                        data="25",
+                        caller_id=caller_id,
+                        wait=False,
+                    )
+            await asyncio.sleep(DEMO_STEP)
+    finally:
+        for guest in tuple(guests):
+            guest.cancel()
+        await asyncio.gather(*guests, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
-async def fake_pbx() -> AsyncIterator[ClientFactory]:
-    """A simulated PBX for as long as the block, with demo calls; yields a client factory."""
+async def fake_pbx() -> AsyncIterator[FakeAsterisk]:
+    """A simulated PBX for as long as the block (the lab's dialplan and queues)."""
     from ami_async.testing import FakeAsterisk
 
     async with FakeAsterisk() as pbx:
-        username, secret = next(iter(pbx.users.items()))
-        async with Client(pbx.host, pbx.port, username=username, secret=secret) as caller:
-            task = asyncio.ensure_future(demo_calls(caller))
-            try:
-                yield lambda: Client(pbx.host, pbx.port, username=username, secret=secret)
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        pbx.pbx.add_extension("test", DEMO_CONFERENCE_EXTEN, "Answer")
+        pbx.pbx.add_extension("test", DEMO_CONFERENCE_EXTEN, "Wait", "60")
+        yield pbx
+
+
+@contextlib.asynccontextmanager
+async def demo(pbx: FakeAsterisk) -> AsyncIterator[None]:
+    """Demo calls on `pbx` for as long as the block."""
+    username, secret = next(iter(pbx.users.items()))
+    async with Client(pbx.host, pbx.port, username=username, secret=secret) as caller:
+        task = asyncio.ensure_future(demo_calls(pbx, caller))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -351,7 +423,12 @@ async def serve(args: argparse.Namespace) -> None:
     """Serve until cancelled."""
     async with contextlib.AsyncExitStack() as stack:
         if args.fake:
-            factory = await stack.enter_async_context(fake_pbx())
+            pbx = await stack.enter_async_context(fake_pbx())
+            username, secret = next(iter(pbx.users.items()))
+
+            def factory() -> Client:
+                return Client(pbx.host, pbx.port, username=username, secret=secret)
+
         else:
 
             def factory() -> Client:
@@ -364,10 +441,12 @@ async def serve(args: argparse.Namespace) -> None:
                 )
 
         runner = web.AppRunner(create_app(factory))
-        await runner.setup()
+        await runner.setup()  # connected, the model loaded
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, args.listen, args.http_port)
         await site.start()
+        if args.fake:  # calls from now on: the model sees each from its first event
+            await stack.enter_async_context(demo(pbx))
         print(f"wallboard on http://{args.listen}:{args.http_port}/", flush=True)
         await asyncio.Event().wait()
 
