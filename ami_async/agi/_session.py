@@ -78,6 +78,7 @@ class AGISession(HelpersMixin):
         self._link = link
         self._queue: collections.deque[_Request] = collections.deque()
         self._worker: asyncio.Task[None] | None = None
+        self._current: _Request | None = None  # written, its answer awaited
         self._error: AGIError | None = None
         self._hung_up = False
         self._hangup_seen = asyncio.Event()
@@ -178,6 +179,7 @@ class AGISession(HelpersMixin):
                 request = self._queue.popleft()
                 if request.future.done():
                     continue  # its caller gave up before it was written
+                self._current = request
                 try:
                     answer_future = await self._link.send(request.line)
                     answer = await answer_future
@@ -185,10 +187,13 @@ class AGISession(HelpersMixin):
                     if not request.future.done():
                         request.future.set_exception(_fresh(exc))
                     continue
+                finally:
+                    self._current = None
                 if not request.future.done():
                     request.future.set_result(answer)
         finally:
-            self._worker = None
+            if self._worker is asyncio.current_task():
+                self._worker = None
 
     async def wait_hangup(self, timeout: float | None = None) -> bool:
         """Wait until the channel hangs up or the session's transport ends; `True` if the
@@ -232,7 +237,11 @@ class AGISession(HelpersMixin):
             return
         self._closed = True
         self._hangup_seen.set()
-        self._fail_queue(AGIError("the AGI session is closed"))
+        closed = AGIError("the AGI session is closed")
+        current, self._current = self._current, None
+        if current is not None and not current.future.done():
+            current.future.set_exception(_fresh(closed))
+        self._fail_queue(closed)
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
