@@ -171,7 +171,7 @@ async def test_session_default_timeout_applies_and_none_waits() -> None:
     assert not waiting.done()
     wire.answer("200 result=53")
     assert await waiting == "5"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeout"):
         await agi.noop(timeout=-1)
 
 
