@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -110,6 +111,7 @@ class RedisStreamExporter:
         batch: int = 500,
         retry_delay: float = 0.05,
         max_retry_delay: float = 2.0,
+        timeout: float = 5.0,
         redis: Redis | None = None,
     ) -> None:
         if not isinstance(stream, str) or not stream:
@@ -130,13 +132,16 @@ class RedisStreamExporter:
         self.max_retry_delay = max(
             self.retry_delay, _positive_seconds("max_retry_delay", max_retry_delay)
         )
+        self.timeout = _positive_seconds("timeout", timeout)
         self._redis: Redis | None = redis
         self._own_redis = redis is None
         #: Events written to the stream.
         self.exported = 0
-        #: Events lost because Redis stayed unreachable while the buffer was full.
-        self.dropped = 0
         self._seq = 0
+        self._sub_dropped = 0  # lost to a full buffer (the subscription's count, kept at close)
+        self._close_dropped = 0  # still unwritten when close() gave up
+        self._logged_drops = 0  # of those lost to a full buffer, how many were logged
+        self._source_done = False
         self._entries: list[dict[str, str]] = []  # taken from the buffer, not yet written
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
@@ -160,6 +165,13 @@ class RedisStreamExporter:
         return queued + sum(1 for e in self._entries if "gap" not in e)
 
     @property
+    def dropped(self) -> int:
+        """Events lost: the buffer was full while Redis was away, or close() gave up on them."""
+        sub = self._sub
+        lost = sub.dropped if sub is not None else self._sub_dropped
+        return lost + self._close_dropped
+
+    @property
     def redis_up(self) -> bool | None:
         """Whether the last write to Redis succeeded (``None`` before the first)."""
         return self._redis_up
@@ -172,20 +184,34 @@ class RedisStreamExporter:
     # -- running ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Subscribe and start exporting in the background (idempotent)."""
+        """Subscribe and start exporting in the background (idempotent).
+
+        Raises `ImportError` naming the ``[redis]`` extra when the ``redis``
+        package is missing, and ``ValueError`` for a URL it cannot read.
+        """
         if self._task is not None:
             return
-        if self._redis is None:
-            module = _redis_module()
-            retry = module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0)
-            # The exporter retries itself, in order; the client's own retries
-            # would resend half-written pipelines behind its back.
-            self._redis = module.asyncio.from_url(
-                self.url, socket_connect_timeout=2.0, socket_timeout=5.0, retry=retry
-            )
-        self._sub = self.source.events(
+        if self._stopping:
+            raise RuntimeError("this exporter was closed; make a new one")
+        module = _redis_module()
+        sub = self.source.events(
             *self.names, predicate=self.predicate, maxsize=self.buffer, overflow="error"
         )
+        if self._redis is None:
+            # The exporter retries itself, in order; the client's own retries
+            # would resend half-written pipelines behind its back.
+            retry = module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0)
+            try:
+                self._redis = module.asyncio.from_url(
+                    self.url,
+                    socket_connect_timeout=self.timeout,
+                    socket_timeout=self.timeout,
+                    retry=retry,
+                )
+            except BaseException:
+                sub.close()
+                raise
+        self._sub = sub
         self._task = asyncio.ensure_future(self._run())
 
     async def run(self) -> None:
@@ -201,28 +227,38 @@ class RedisStreamExporter:
         """Return once every event received so far is written; `TimeoutError` after ``timeout``."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while self.pending or self._entries:
+        while self._entries or self.pending:
+            task = self._task
+            if task is None or task.done():
+                raise RuntimeError(f"the exporter stopped with {self.pending} event(s) unwritten")
             if deadline is not None and loop.time() >= deadline:
                 raise TimeoutError(f"{self.pending} event(s) still not written after {timeout} s")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
 
     async def _run(self) -> None:
         sub = self._sub
         assert sub is not None
         entries = self._entries
         while True:
-            if not entries and (self._stopping or not await self._take(sub, entries)):
-                return
+            if not entries:
+                if self._stopping or self._source_done:
+                    return
+                if not await self._take(sub, entries) and not entries:
+                    return
             await self._write(entries)
 
     async def _take(self, sub: Subscription, entries: list[dict[str, str]]) -> bool:
-        """Move up to ``batch`` buffered events into ``entries`` (waiting for the first)."""
+        """Move up to ``batch`` buffered events into ``entries`` (waiting for the first).
+
+        False once the source has closed (nothing more will come).
+        """
         try:
             event = await sub.get()
         except SubscriptionOverflowError as exc:
             self._lost(exc.dropped, entries)
         except AMIConnectionError:
-            return False  # the source closed: nothing more will come
+            self._source_done = True
+            return False
         else:
             self._seq += 1
             entries.append(event_fields(event, self._seq))
@@ -242,24 +278,35 @@ class RedisStreamExporter:
             entries.append(event_fields(event, self._seq))
 
     def _lost(self, count: int, entries: list[dict[str, str]]) -> None:
-        self.dropped += count
+        """A gap of ``count`` events read from the buffer: marked in the stream."""
+        self._note_drops()
+        self._seq += 1
+        entries.append(gap_fields(count, self._seq))
+
+    def _note_drops(self) -> None:
+        """Log the events lost to a full buffer since the last note."""
+        sub = self._sub
+        if sub is None:
+            return
+        new = sub.dropped - self._logged_drops
+        if new <= 0:
+            return
+        self._logged_drops = sub.dropped
         logger.warning(
             "export to %s: %d event(s) dropped: Redis unreachable and the buffer of %d full "
             "(%d dropped in all)",
             self.stream,
-            count,
+            new,
             self.buffer,
             self.dropped,
         )
-        self._seq += 1
-        entries.append(gap_fields(count, self._seq))
 
     async def _write(self, entries: list[dict[str, str]]) -> None:
         """Write ``entries`` in order, retrying until Redis takes them all."""
         redis = self._redis
         assert redis is not None
         module = _redis_module()
-        transient = (module.exceptions.ConnectionError, module.exceptions.TimeoutError, OSError)
+        failures = (module.exceptions.RedisError, OSError)
         delay = self.retry_delay
         while entries:
             sending = entries[:]  # close() may append behind them meanwhile
@@ -271,20 +318,21 @@ class RedisStreamExporter:
                     else:
                         pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
                 results = await pipe.execute(raise_on_error=False)
-            except transient as exc:
-                self._failed(f"Redis unreachable: {exc}")
+            except failures as exc:
+                self._failed(f"Redis unreachable: {type(exc).__name__}: {exc}")
             else:
                 written = 0
                 for result in results:
                     if isinstance(result, Exception):
                         break
                     written += 1
-                self.exported += sum(1 for e in entries[:written] if "gap" not in e)
+                self.exported += sum(1 for e in sending[:written] if "gap" not in e)
                 del entries[:written]
                 if written == len(sending):
                     self._succeeded()
                     return
                 self._failed(f"Redis refused an entry: {results[written]}")
+            self._note_drops()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_retry_delay)
 
@@ -301,41 +349,53 @@ class RedisStreamExporter:
 
     def _succeeded(self) -> None:
         if self._redis_up is False:
-            logger.info("export to %s: Redis is back; writing the buffered events", self.stream)
+            logger.warning(
+                "export to %s: Redis is back; the buffered events are being written",
+                self.stream,
+            )
         self._redis_up = True
+        self._note_drops()
 
     # -- closing ---------------------------------------------------------------------------
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop taking events, write what is buffered (up to ``timeout`` s), close the connection.
 
-        Events still unwritten when the time is up are counted in `dropped` and logged.
+        Events still unwritten when the time is up are counted in `dropped`
+        and logged (WARNING). Safe to call more than once; a cancelled close
+        still stops the exporter.
         """
         self._stopping = True
         sub = self._sub
         task = self._task
-        if sub is not None and not sub.closed:
-            self._drain(sub, self._entries, None)
-            sub.close()
-        if task is not None and not task.done():
-            done, _ = await asyncio.wait((task,), timeout=timeout)
-            if not done:
+        try:
+            if sub is not None and not sub.closed:
+                self._drain(sub, self._entries, None)
+                self._sub_dropped = sub.dropped
+                sub.close()
+            if task is not None and not task.done():
+                await asyncio.wait((task,), timeout=timeout)
+        finally:
+            if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait((task,))
-        if task is not None and task.done() and not task.cancelled() and task.exception():
-            logger.error("export to %s stopped: %r", self.stream, task.exception())
-        left = sum(1 for e in self._entries if "gap" not in e)
-        if left:
-            self.dropped += left
-            logger.warning(
-                "export to %s: closed with %d event(s) not written (Redis unreachable)",
-                self.stream,
-                left,
-            )
+            if task is not None and not task.cancelled() and task.exception() is not None:
+                logger.error("export to %s stopped: %r", self.stream, task.exception())
+            self._note_drops()
+            left = sum(1 for e in self._entries if "gap" not in e)
             self._entries.clear()
-        if self._own_redis and self._redis is not None:
-            redis, self._redis = self._redis, None
-            await redis.aclose() if hasattr(redis, "aclose") else await redis.close()
+            if left:
+                self._close_dropped += left
+                logger.warning(
+                    "export to %s: closed with %d event(s) not written (%s)",
+                    self.stream,
+                    left,
+                    self._last_error or "Redis too slow",
+                )
+            if self._own_redis and self._redis is not None:
+                redis, self._redis = self._redis, None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(_close_redis(redis), self.timeout)
 
     async def __aenter__(self) -> RedisStreamExporter:
         self.start()
@@ -348,3 +408,7 @@ class RedisStreamExporter:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _close_redis(redis: Any) -> None:
+    await (redis.aclose() if hasattr(redis, "aclose") else redis.close())
