@@ -124,10 +124,11 @@ def assert_like_capture(got: Sequence[Message], name: str) -> None:
 
 
 async def originate(wire: Wire, exten: str, data: str, tag: str) -> None:
-    """The recorder's Originate: `Local/<exten>@test` runs Wait(<data>), Uniqueids `<tag>-1/2`."""
+    """The recorder's Originate: `Local/<exten>@test` (or ``exten@context``) runs Wait(<data>),
+    Uniqueids `<tag>-1/2`."""
     response = await wire.ask(
         "Originate",
-        Channel=f"Local/{exten}@test",
+        Channel=f"Local/{exten}" if "@" in exten else f"Local/{exten}@test",
         Application="Wait",
         Data=data,
         Async="true",
@@ -344,6 +345,45 @@ async def test_no_optimization_with_the_n_option(fake: FakeAsterisk, wire: Wire)
     await originate(wire, "2020", "10", "nopt")
     await wire.settle(fake.pbx)
     assert not [m for m in wire.messages if m.get("Event", "").startswith("LocalOptimization")]
+
+
+# -- parking ------------------------------------------------------------------------------
+
+
+async def test_flow_park_and_retrieve_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """2010 dials 2011; the Park action parks the called leg (2011's ;1) in 7001, and an
+    Originate of Local/7001@parkedcalls (ParkedCall(default,7001)) takes it back.
+    """
+    start = await warm_up(wire, fake)
+    await originate(wire, "2010", "30", "park")
+    await wire.event("BridgeEnter", Uniqueid="park-2")
+    caller = fake.pbx.find_channel("park-2")
+    assert caller is not None
+    (parkee,) = caller.bridge_peers
+    await wire.event("Newexten", Channel=parkee.name[:-1] + "2", Application="Wait")
+    response = await wire.ask("Park", Channel=parkee.name)
+    assert response["Message"] == "Park successful"  # sent with 22's bare LF before the CRLF
+    parked = await wire.event("ParkedCall")
+    assert (parked["ParkeeChannel"], parked["ParkingSpace"]) == (parkee.name, "7001")
+    await wire.event("Hangup", Uniqueid="park-1")  # the caller's Dial ended
+    _, items = await wire.collect("ParkedCalls")
+    assert [(m["ParkeeUniqueid"], m["Parkinglot"]) for m in items] == [(parkee.uniqueid, "default")]
+    await originate(wire, "7001@parkedcalls", "3", "retriever")
+    await wire.settle(fake.pbx)
+    got = [m for m in wire.messages[start:] if m.get("ActionID") not in _list_ids(wire)]
+    assert_like_capture(got, "park_and_retrieve")
+    (unparked,) = [m for m in got if m.get("Event") == "UnParkedCall"]
+    assert (unparked["ParkeeChannel"], unparked["RetrieverUniqueid"]) == (
+        parkee.name,
+        "retriever-2",
+    )
+    _, items = await wire.collect("ParkedCalls")
+    assert items == []
+
+
+def _list_ids(wire: Wire) -> set[str]:
+    """The ActionIDs of list actions the recorder did not send (their items are not events)."""
+    return {m["ActionID"] for m in wire.messages if m.get("EventList") == "start"}
 
 
 # -- what the fake advertises -------------------------------------------------------------

@@ -80,6 +80,8 @@ _LISTED: Final = (
     ("Login", "Login Manager.", "<none>"),
     ("Logoff", "Logoff Manager.", "<none>"),
     ("Originate", "Originate a call.", "originate,all"),
+    ("Park", "Park a channel.", "call,all"),
+    ("ParkedCalls", "List parked calls.", "call,all"),
     ("Ping", "Keepalive command.", "<none>"),
     ("QueueStatus", "Show queue status.", "<none>"),
     ("QueueSummary", "Show queue summary.", "<none>"),

@@ -19,7 +19,14 @@ class _FlowActions(_ActionsBase):
 
     def __init__(self, server: FakeAsterisk) -> None:
         super().__init__(server)
-        self.actions.update({"blindtransfer": self.blindtransfer, "bridge": self.bridge})
+        self.actions.update(
+            {
+                "blindtransfer": self.blindtransfer,
+                "bridge": self.bridge,
+                "park": self.park,
+                "parkedcalls": self.parkedcalls,
+            }
+        )
 
     async def blindtransfer(self, session: FakeSession, action: Message) -> None:
         """manager.c action_blind_transfer: its checks and texts, then the transfer."""
@@ -63,3 +70,50 @@ class _FlowActions(_ActionsBase):
             return
         await self.ok(session, action, "Channels have been bridged")
         self.server.pbx.bridge(*channels)
+
+    async def park(self, session: FakeSession, action: Message) -> None:
+        """res_parking manager_park: its checks and texts (``Park successful\\n``, a bare LF
+        before the CRLF as 22 writes it), then the park."""
+        name, timeout = _header(action, "Channel"), _header(action, "Timeout")
+        if not name:
+            await self.error(session, action, "Channel not specified")
+            return
+        seconds: int | None = None
+        if timeout:
+            try:
+                milliseconds = int(timeout)
+            except ValueError:
+                milliseconds = -1
+            if milliseconds < 0:
+                await self.error(session, action, "Invalid Timeout value.")
+                return
+            seconds = max(1, milliseconds // 1000) if milliseconds > 0 else None
+        channel = self.find(name)
+        if channel is None:
+            await self.error(session, action, f"Channel does not exist: {name}")
+            return
+        lot = _header(action, "Parkinglot") or "default"
+        pbx = self.server.pbx
+        try:
+            pbx.check_park(channel, lot)
+        except TransferError as exc:
+            await self.error(session, action, str(exc))
+            return
+        await self.ok(session, action, "Park successful\n")
+        pbx.park(channel, lot, seconds)
+
+    async def parkedcalls(self, session: FakeSession, action: Message) -> None:
+        """ParkedCalls: a ParkedCall item per parked call, ParkedCallsComplete with Total."""
+        lot = _header(action, "ParkingLot")
+        pbx = self.server.pbx
+        if lot and lot not in pbx.parking_lots:
+            await self.error(session, action, "Requested parking lot could not be found.")
+            return
+        items = [self.action_id_last(action, item) for item in pbx.parked_call_items(lot)]
+        await session.send(
+            self.list_start(action, "Parked calls will follow"),
+            *items,
+            self.list_complete(
+                action, "ParkedCallsComplete", len(items), ("Total", str(len(items)))
+            ),
+        )

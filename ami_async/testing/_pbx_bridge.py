@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ._pbx_model import SimChannel
+from ._pbx_model import NORMAL_CLEARING, SimChannel
 from ._pbx_transfer import TransferError, _PbxTransfer
 
 
@@ -47,3 +47,29 @@ class _PbxBridge(_PbxTransfer):
         else:
             self._kill_task(channel)
         channel.appl = channel.data = ""
+
+    async def _hold_in_bridge(self, channel: SimChannel) -> None:
+        """An application (ConfBridge, ParkedCall) keeps the channel in its bridge until it
+        is put out of it or the other half of its Local pair hangs up (its HangupRequest,
+        conference_three.bin): then the channel leaves and the application returns.
+        """
+        bridge = channel._bridge
+        if bridge is None:
+            return
+        channel._bridge_app = True
+        channel._after_bridge = lambda cause: channel._interrupt.set()
+        try:
+            while (
+                channel.alive
+                and channel._bridge is bridge
+                and not channel._hangup_requested
+                and channel._goto is None
+            ):
+                channel._interrupt.clear()
+                await self._wait_for(channel, None, None)
+        finally:
+            channel._bridge_app = False
+            channel._after_bridge = None
+        if channel.alive and channel._bridge is bridge:
+            self._leave_bridge(channel)
+            self._bridge_dissolve(bridge, NORMAL_CLEARING)

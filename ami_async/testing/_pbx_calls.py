@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ami_async.testing")
 
+_PRESENTATION = ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+
 
 class _PbxCalls(_PbxState):
     # -- channel life ------------------------------------------------------------------
@@ -270,6 +272,9 @@ class _PbxCalls(_PbxState):
             return
         peer = first.peer
         second = peer if peer is not None and peer.alive else None
+        requested = None
+        if second is not None and second._bridge_app and second._bridge is not None:
+            requested, second = second, None  # its application lets go (conference_three.bin)
         pair = [first] if second is None else [first, second]
         # A ;1 hung up while it is still dialed (hangup_causes.bin, Cause 21), or whose
         # Dial ended with its bridge (a transferee's, blind_transfer.bin), ends after its
@@ -328,6 +333,13 @@ class _PbxCalls(_PbxState):
                 ("Cause", str(channel.hangupcause)),
                 ("Cause-txt", cause_text(channel.hangupcause)),
             )
+            if channel._pending_callerid:
+                channel._pending_callerid = False
+                self._channel_event("NewCallerid", channel, _PRESENTATION)
+        if requested is not None:
+            requested._hangup_requested = True
+            self._channel_event("HangupRequest", requested, ("Cause", str(cause)))
+            requested._interrupt.set()
         for channel in pair:
             self._device_changed(channel.device, hangup=True)
         self._settle()
@@ -352,23 +364,29 @@ class _PbxCalls(_PbxState):
     def _bridge_headers(self, bridge: _Bridge) -> Headers:
         return [
             ("BridgeUniqueid", bridge.uniqueid),
-            ("BridgeType", "basic"),
-            ("BridgeTechnology", "simple_bridge"),
-            ("BridgeCreator", "<unknown>"),
-            ("BridgeName", "<unknown>"),
+            ("BridgeType", bridge.kind),
+            ("BridgeTechnology", bridge.technology),
+            ("BridgeCreator", bridge.creator),
+            ("BridgeName", bridge.name),
             ("BridgeNumChannels", str(len(bridge.channels))),
             ("BridgeVideoSourceMode", "none"),
         ]
 
     def _bridge_extra(self, bridge: _Bridge) -> str:
-        info = {"bridge_id": bridge.uniqueid, "bridge_technology": "simple_bridge"}
+        info = {"bridge_id": bridge.uniqueid, "bridge_technology": bridge.technology}
         return json.dumps(info, separators=(",", ":"))
 
     def _bridged(self, bridge: _Bridge) -> None:
         """A Dial's two-party bridge is complete (`SimPBX` looks for Local optimization)."""
 
-    def _new_bridge(self) -> _Bridge:
-        bridge = _Bridge(str(uuid.uuid4()))
+    def _new_bridge(
+        self,
+        kind: str = "basic",
+        technology: str = "simple_bridge",
+        creator: str = "<unknown>",
+        name: str = "<unknown>",
+    ) -> _Bridge:
+        bridge = _Bridge(str(uuid.uuid4()), [], kind, technology, creator, name)
         self._emit("BridgeCreate", "call,all", self._bridge_headers(bridge))
         return bridge
 
@@ -376,13 +394,15 @@ class _PbxCalls(_PbxState):
         peers = list(bridge.channels)
         bridge.channels.append(channel)
         channel._bridge = bridge
-        # Bridged channels share the oldest Linkedid among them (bridge_action.bin).
-        oldest = min(
-            (c.linkedid for c in bridge.channels),
-            key=lambda linkedid: self._linkedid_age.get(linkedid, -1),
-        )
-        for member in bridge.channels:
-            member.linkedid = oldest
+        # Bridged channels share the oldest Linkedid among them (bridge_action.bin); a
+        # conference's members keep their own (conference_three.bin).
+        if bridge.kind == "basic":
+            oldest = min(
+                (c.linkedid for c in bridge.channels),
+                key=lambda linkedid: self._linkedid_age.get(linkedid, -1),
+            )
+            for member in bridge.channels:
+                member.linkedid = oldest
         swapped = [("SwapUniqueid", swap)] if swap else []
         self._emit(
             "BridgeEnter", "call,all", self._bridge_headers(bridge), channel.snapshot(), swapped
@@ -419,6 +439,8 @@ class _PbxCalls(_PbxState):
         channel._bridge = None
         self._emit("BridgeLeave", "call,all", self._bridge_headers(bridge), channel.snapshot())
         self._release(channel)
+        if bridge.left is not None:
+            bridge.left(channel)
 
     def _release(self, channel: SimChannel) -> None:
         """A channel the Bridge action took out of its dialplan may go on."""
@@ -427,7 +449,12 @@ class _PbxCalls(_PbxState):
             held.set_result(None)
 
     def _bridge_dissolve(self, bridge: _Bridge, cause: int) -> None:
-        """A two-party (Dial) bridge ends when one party leaves: the other is put out."""
+        """A two-party (Dial) bridge ends when one party leaves: the other is put out.
+
+        Only a basic bridge: a parking lot's bridge stays, a conference ends by itself.
+        """
+        if bridge.kind != "basic":
+            return
         if len(bridge.channels) == 1:
             (other,) = bridge.channels
             self._leave_bridge(other)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from ._pbx_bridge import _PbxBridge
-from ._pbx_model import NORMAL_CLEARING, SimChannel, _Bridge, _Cdr
+from ._pbx_model import NORMAL_CLEARING, SimChannel, _Bridge
+from ._pbx_park import _PbxPark
 
 
-class _PbxLocal(_PbxBridge):
+class _PbxLocal(_PbxPark):
     def _bridged(self, bridge: _Bridge) -> None:
         """A two-party bridge is complete: a Local half in it may optimize away, soon."""
         self._spawn(self._optimize_soon(bridge))
@@ -75,18 +75,7 @@ class _PbxLocal(_PbxBridge):
             two.snapshot("LocalTwo"),
             [("Success", "No"), ("Id", str(number))],
         )
-        old = source._cdr
-        if old is not None:
-            self._close_cdr(source)
-            source._cdrs_done.append(old)
-            now = self.now()
-            source._cdr = _Cdr(
-                now,
-                answer=now,
-                last_app=old.last_app,
-                last_data=old.last_data,
-                destination_channel=target.name,
-            )
+        self._fork_cdr(source, target.name)
         after, two._after_bridge = two._after_bridge, None
         if after is not None:
             after(NORMAL_CLEARING)

@@ -164,7 +164,12 @@ LAB_DIALPLAN: Final[Mapping[str, Mapping[str, Sequence[str]]]] = {
         "2021": ("Dial(Local/2022@test,20)",),
         "2022": ("Answer()", "Wait(4)", "Hangup()"),
         "2030": ("Answer()", "Wait(1)", "Hangup(16)"),
-    }
+    },
+    # res_parking's own context for lot "default" (spaces 7001-7020, park_and_retrieve.bin).
+    "parkedcalls": {
+        "700": ("Park()",),
+        **{str(space): (f"ParkedCall(default,{space})",) for space in range(7001, 7021)},
+    },
 }
 """The ``[test]`` context of the lab the fixtures were recorded on (as far as the
 recordings show it; 500 is Alice's device, paused in queue ``support``)."""
@@ -405,6 +410,14 @@ class _Cdr:
 class _Bridge:
     uniqueid: str
     channels: list[SimChannel] = field(default_factory=list)
+    kind: str = "basic"
+    """BridgeType: ``basic`` (Dial, Bridge action), ``parking`` (a lot's holding bridge),
+    ``base`` (a ConfBridge conference); only a basic bridge ends with its second party."""
+    technology: str = "simple_bridge"
+    creator: str = "<unknown>"
+    name: str = "<unknown>"
+    left: Callable[[SimChannel], None] | None = None
+    """Called after a channel's BridgeLeave (a parked call gives up, a conference member leaves)."""
 
 
 @dataclass(eq=False)
@@ -485,6 +498,12 @@ class SimChannel:
         self._after_bridge: Callable[[int], None] | None = None
         # Where a queue member's ;1 moves when it answers (queue_sales_answered.bin).
         self._answer_location: tuple[str, str] | None = None
+        # In a bridge its application holds (ConfBridge, ParkedCall): when the other half of
+        # its Local pair hangs up, it gets a HangupRequest and its application lets go
+        # (conference_three.bin, park_and_retrieve.bin) instead of ending at once.
+        self._bridge_app = False
+        self._hangup_requested = False
+        self._pending_callerid = False  # a caller id change shown after its Hangup
 
     def __repr__(self) -> str:
         where = f"{self.context},{self.exten},{self.priority}"

@@ -419,6 +419,23 @@ class _PbxState:
         if disposition:
             cdr.disposition = disposition
 
+    def _fork_cdr(self, channel: SimChannel, destination: str) -> None:
+        """The channel's party changes: its record ends, a new one (same application) starts
+        with ``destination`` (local_optimization.bin, park_and_retrieve.bin)."""
+        old = channel._cdr
+        if old is None:
+            return
+        self._close_cdr(channel)
+        channel._cdrs_done.append(old)
+        now = self.now()
+        channel._cdr = _Cdr(
+            now,
+            answer=now,
+            last_app=old.last_app,
+            last_data=old.last_data,
+            destination_channel=destination,
+        )
+
     def _set_last_app(self, channel: SimChannel, app: str, data: str) -> None:
         channel.appl, channel.data = app, data
         if channel._cdr is not None and channel._cdr.closed:
