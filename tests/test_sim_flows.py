@@ -13,10 +13,12 @@ and the CDRs' dispositions and applications.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import pytest
 from _simpbx_wire import (
+    TIMEOUT,
     Shape,
     Wire,
     _channel_base,
@@ -30,8 +32,11 @@ from _simpbx_wire import (
 
 __all__ = ["fake", "wire"]  # fixtures (tests/_simpbx_wire.py)
 
+import ami_async
+from ami_async import Client
+from ami_async.live import CallParked, CallUnparked, Change, ChangeStream, Live
 from ami_async.message import Message
-from ami_async.testing import FakeAsterisk
+from ami_async.testing import FakeAsterisk, SimChannel
 from ami_async.testing._actions import _ACTION_NAMES
 
 
@@ -350,11 +355,11 @@ async def test_no_optimization_with_the_n_option(fake: FakeAsterisk, wire: Wire)
 # -- parking ------------------------------------------------------------------------------
 
 
-async def test_flow_park_and_retrieve_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
-    """2010 dials 2011; the Park action parks the called leg (2011's ;1) in 7001, and an
-    Originate of Local/7001@parkedcalls (ParkedCall(default,7001)) takes it back.
+async def park_and_retrieve(wire: Wire, fake: FakeAsterisk) -> SimChannel:
+    """The recorder's park_and_retrieve: 2010 dials 2011; the Park action parks the called leg
+    (2011's ;1) in 7001; an Originate of Local/7001@parkedcalls (ParkedCall(default,7001))
+    takes it back; everything ends. The parkee.
     """
-    start = await warm_up(wire, fake)
     await originate(wire, "2010", "30", "park")
     await wire.event("BridgeEnter", Uniqueid="park-2")
     caller = fake.pbx.find_channel("park-2")
@@ -370,6 +375,12 @@ async def test_flow_park_and_retrieve_like_the_capture(fake: FakeAsterisk, wire:
     assert [(m["ParkeeUniqueid"], m["Parkinglot"]) for m in items] == [(parkee.uniqueid, "default")]
     await originate(wire, "7001@parkedcalls", "3", "retriever")
     await wire.settle(fake.pbx)
+    return parkee
+
+
+async def test_flow_park_and_retrieve_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    start = await warm_up(wire, fake)
+    parkee = await park_and_retrieve(wire, fake)
     got = [m for m in wire.messages[start:] if m.get("ActionID") not in _list_ids(wire)]
     assert_like_capture(got, "park_and_retrieve")
     (unparked,) = [m for m in got if m.get("Event") == "UnParkedCall"]
@@ -384,6 +395,143 @@ async def test_flow_park_and_retrieve_like_the_capture(fake: FakeAsterisk, wire:
 def _list_ids(wire: Wire) -> set[str]:
     """The ActionIDs of list actions the recorder did not send (their items are not events)."""
     return {m["ActionID"] for m in wire.messages if m.get("EventList") == "start"}
+
+
+async def test_live_follows_park_and_retrieve(fake: FakeAsterisk, wire: Wire) -> None:
+    async with following(fake) as (client, live, stream):
+        parkee = await park_and_retrieve(wire, fake)
+        changes = await caught_up(client, stream)
+        assert_empty_at_the_end(live)
+    parked = [c.parked for c in changes if isinstance(c, CallParked)]
+    assert [(p.lot, p.space, p.uniqueid) for p in parked] == [("default", "7001", parkee.uniqueid)]
+    unparked = [(c.parked.uniqueid, c.how) for c in changes if isinstance(c, CallUnparked)]
+    assert unparked == [(parkee.uniqueid, "retrieved")]
+    records = {r.linkedid: r for r in live.history}
+    assert set(records) == {"park-1", "retriever-1"}
+    assert all(r.disposition == "ANSWERED" for r in records.values())
+    assert "park-2" in {c.uniqueid for c in records["park-1"].channels}
+
+
+async def test_live_snapshot_shows_a_call_parked_before_it_started(
+    fake: FakeAsterisk, wire: Wire
+) -> None:
+    await originate(wire, "900", "30", "self")  # Answer(), Park()
+    parked = await wire.event("ParkedCall")
+    assert (parked["ParkeeUniqueid"], parked["ParkeeExten"]) == ("self-2", "900")
+    async with following(fake) as (client, live, _):
+        assert "ParkedCalls" not in live.missing
+        (call,) = live.parked.values()
+        assert (call.lot, call.space, call.uniqueid) == ("default", "7001", "self-2")
+        await wire.ask("Hangup", Channel=parked["ParkeeChannel"])
+        gave_up = await wire.event("ParkedCallGiveUp")
+        assert gave_up["ParkeeUniqueid"] == "self-2"
+        await wire.settle(fake.pbx)
+        await caught_up(client, live.changes())
+        assert_empty_at_the_end(live)
+
+
+async def test_hangup_mid_park_gives_up_and_keeps_the_lot(fake: FakeAsterisk, wire: Wire) -> None:
+    """A parked channel hung up: ParkedCallGiveUp, music stops, the lot's bridge stays."""
+    await originate(wire, "2010", "30", "giveup")
+    await wire.event("BridgeEnter", Uniqueid="giveup-2")
+    caller = fake.pbx.find_channel("giveup-2")
+    assert caller is not None
+    (parkee,) = caller.bridge_peers
+    await wire.ask("Park", Channel=parkee.name)
+    await wire.event("ParkedCall")
+    mark = wire.mark()
+    response = await wire.ask("Hangup", Channel=parkee.name, Cause="17")
+    assert response["Message"] == "Channel Hungup"
+    await wire.settle(fake.pbx)
+    got = wire.messages[mark:]
+    names = [m.get("Event") for m in got if m.get("Channel", parkee.name) == parkee.name]
+    assert names.index("MusicOnHoldStop") < names.index("BridgeLeave") < names.index("Hangup")
+    assert "ParkedCallGiveUp" in names
+    assert not [m for m in got if m.get("Event") == "BridgeDestroy"]  # the lot's bridge stays
+    (hangup,) = [m for m in got if m.get("Event") == "Hangup" and m["Channel"] == parkee.name]
+    assert hangup["Cause"] == "17"
+    _, items = await wire.collect("ParkedCalls")
+    assert items == []
+    # The space is free again and the lot's bridge is reused.
+    await originate(wire, "900", "30", "again")
+    again = await wire.event("ParkedCall", ParkeeUniqueid="again-2")
+    assert again["ParkingSpace"] == "7001"
+    assert not [m for m in wire.messages[mark:] if m.get("Event") == "BridgeCreate"]
+    await wire.ask("Hangup", Channel=again["ParkeeChannel"])
+    await wire.settle(fake.pbx)
+
+
+async def test_a_parked_call_times_out(fake: FakeAsterisk, wire: Wire) -> None:
+    await originate(wire, "900", "60", "late")
+    parked = await wire.event("ParkedCall")
+    assert parked["ParkingTimeout"] == "20"
+    timed_out = await wire.event("ParkedCallTimeOut")
+    assert timed_out["ParkeeUniqueid"] == "late-2"
+    await wire.event("Hangup", Uniqueid="late-2")
+    await wire.settle(fake.pbx)
+    assert fake.pbx.parked_calls() == []
+
+
+async def test_parked_call_of_an_empty_space_hangs_up(fake: FakeAsterisk, wire: Wire) -> None:
+    await originate(wire, "7005@parkedcalls", "3", "empty")
+    await wire.event("Hangup", Uniqueid="empty-2")
+    await wire.settle(fake.pbx)
+    assert not [m for m in wire.messages if m.get("Event") == "UnParkedCall"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "Channel not specified"),
+        ({"Channel": "Local/x-00000000;1", "Timeout": "soon"}, "Invalid Timeout value."),
+        ({"Channel": "Local/x-00000000;1"}, "Channel does not exist: Local/x-00000000;1"),
+    ],
+)
+async def test_park_errors(wire: Wire, headers: dict[str, str], message: str) -> None:
+    response = await wire.ask("Park", **headers)
+    assert (response["Response"], response["Message"]) == ("Error", message)
+
+
+async def test_park_of_a_parked_call_fails(fake: FakeAsterisk, wire: Wire) -> None:
+    await originate(wire, "900", "30", "twice")
+    parked = await wire.event("ParkedCall")
+    response = await wire.ask("Park", Channel=parked["ParkeeChannel"])
+    assert (response["Response"], response["Message"]) == ("Error", "Park action failed")
+    response, _ = await wire.collect("ParkedCalls", ParkingLot="nope")
+    assert response["Message"] == "Requested parking lot could not be found."
+    await wire.ask("Hangup", Channel=parked["ParkeeChannel"])
+    await wire.settle(fake.pbx)
+
+
+# -- the live model over the simulated PBX ------------------------------------------------
+
+
+@asynccontextmanager
+async def following(fake: FakeAsterisk) -> AsyncIterator[tuple[Client, Live, ChangeStream]]:
+    """A client of its own with the live model on it, and a stream of its changes."""
+    async with (
+        ami_async.connect(
+            fake.host, fake.port, username="admin", secret="amp111", ping_interval=None
+        ) as client,
+        Live(client) as live,
+    ):
+        yield client, live, live.changes()
+
+
+async def caught_up(client: Client, stream: ChangeStream) -> list[Change]:
+    """Every change so far: a Ping's answer comes after every event sent before it."""
+    await client.ping(timeout=TIMEOUT)
+    changes = []
+    while (change := stream.get_nowait()) is not None:
+        changes.append(change)
+    return changes
+
+
+def assert_empty_at_the_end(live: Live) -> None:
+    assert not live.channels, list(live.channels)
+    assert not live.calls, list(live.calls)
+    assert not live.parked and not live.conferences
+    assert not [b for b in live.bridges.values() if b.channels], dict(live.bridges)
 
 
 # -- what the fake advertises -------------------------------------------------------------
