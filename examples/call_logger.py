@@ -7,7 +7,7 @@ appends each one to a CSV file as the calls end::
 
     python examples/call_logger.py calls.csv                  # until Ctrl-C
     python examples/call_logger.py calls.csv --count 100      # 100 calls, then exit
-    python examples/call_logger.py calls.csv --fake           # the simulated PBX, 3 calls
+    python examples/call_logger.py - --fake                   # the simulated PBX, 3 calls
 
 Connection from ``--host``/``--port``/``--username`` and ``AMI_HOST``/``AMI_PORT``/
 ``AMI_USERNAME``/``AMI_SECRET`` (the secret only from the environment: arguments
@@ -59,12 +59,15 @@ def row(record: CallRecord) -> list[str]:
 
 
 class CsvLog:
-    """An open CSV file that each record is appended to, flushed line by line."""
+    """A CSV file (``-``: standard output) each record is appended to, line by line."""
 
     def __init__(self, path: Path) -> None:
-        self._file: TextIO = path.open("a", newline="", encoding="utf-8")
+        if str(path) == "-":
+            self._file: TextIO = sys.stdout
+        else:
+            self._file = path.open("a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
-        if self._file.tell() == 0:
+        if not (self._file.seekable() and self._file.tell() > 0):  # a new file
             self._writer.writerow(COLUMNS)
 
     def write(self, record: CallRecord) -> None:
@@ -72,7 +75,8 @@ class CsvLog:
         self._file.flush()  # a line is whole on disk as soon as the call has ended
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not sys.stdout:
+            self._file.close()
 
 
 async def log_calls(live: Live, log: CsvLog, count: int | None = None) -> int:
@@ -84,8 +88,9 @@ async def log_calls(live: Live, log: CsvLog, count: int | None = None) -> int:
                 record = change.record
                 log.write(record)
                 written += 1
-                print(
-                    f"{record.caller.num} -> {record.callee.num}: {record.disposition}", flush=True
+                print(  # progress on stderr: the CSV may be on stdout
+                    f"{record.caller.num} -> {record.callee.num}: {record.disposition}",
+                    file=sys.stderr,
                 )
                 if written == count:
                     break
@@ -118,7 +123,7 @@ async def run(args: argparse.Namespace) -> int:
     async with connected(args) as client, Live(client) as live:
         log = CsvLog(args.file)
         try:
-            print(f"logging calls to {args.file}", flush=True)
+            print(f"logging calls to {args.file}", file=sys.stderr)
             task = asyncio.ensure_future(log_calls(live, log, args.count))
             if args.fake:
                 for exten, caller_id in DEMO_CALLS:
@@ -139,7 +144,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="call_logger.py", description="Append one CSV row per finished call to FILE."
     )
-    parser.add_argument("file", type=Path, help="the CSV file (created, or appended to)")
+    parser.add_argument("file", type=Path, help="the CSV file (created, or appended to; - stdout)")
     parser.add_argument("--count", type=int, help="stop after this many calls")
     parser.add_argument("--host", default=os.environ.get("AMI_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("AMI_PORT", "5038")))

@@ -52,9 +52,10 @@ async def start(script: str, *args: str, pbx: FakeAsterisk | None) -> asyncio.su
     )
 
 
-async def first_line(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stdout is not None
-    return (await asyncio.wait_for(proc.stdout.readline(), WAIT)).decode()
+async def first_line(proc: asyncio.subprocess.Process, stream: str = "stdout") -> str:
+    reader = getattr(proc, stream)
+    assert reader is not None
+    return (await asyncio.wait_for(reader.readline(), WAIT)).decode()
 
 
 async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
@@ -91,7 +92,7 @@ async def test_call_logger_writes_one_row_per_finished_call(
 ) -> None:
     log = tmp_path / "calls.csv"
     proc = await start("call_logger.py", str(log), "--count", "3", pbx=pbx)
-    assert (await first_line(proc)).startswith("logging calls to")
+    assert (await first_line(proc, "stderr")).startswith("logging calls to")
     # answered (2010 dials 2011), busy (2003 dials 460), no answer (2001 dials 2002)
     await place(pbx, ("2010", '"Ada Lovelace" <5550001>'), ("2003", "5550002"), ("2001", "5550003"))
     code, out, err = await finish(proc)
@@ -106,11 +107,11 @@ async def test_call_logger_writes_one_row_per_finished_call(
     assert (rows["5550002"]["disposition"], rows["5550002"]["cause"]) == ("BUSY", "17")
     assert rows["5550003"]["disposition"] == "NO ANSWER"
     assert rows["5550003"]["answered_at"] == "" and float(rows["5550003"]["billsec"]) == 0
-    assert "5550001 -> 2011: ANSWERED" in out
+    assert "5550001 -> 2011: ANSWERED" in err
 
     # A second run appends, under the one header row.
     proc = await start("call_logger.py", str(log), "--count", "1", pbx=pbx)
-    await first_line(proc)
+    await first_line(proc, "stderr")
     await place(pbx, ("2012", "5550004"))
     code, out, err = await finish(proc)
     assert code == 0, (out, err)
@@ -118,15 +119,12 @@ async def test_call_logger_writes_one_row_per_finished_call(
     assert [row["caller_num"] for row in read_rows(log)][-1] == "5550004"
 
 
-async def test_call_logger_fake_logs_its_demo_calls(tmp_path: Path) -> None:
-    log = tmp_path / "demo.csv"
-    code, out, err = await finish(await start("call_logger.py", str(log), "--fake", pbx=None))
+async def test_call_logger_fake_logs_its_demo_calls_to_stdout() -> None:
+    code, out, err = await finish(await start("call_logger.py", "-", "--fake", pbx=None))
     assert code == 0, (out, err)
-    assert sorted(row["disposition"] for row in read_rows(log)) == [
-        "ANSWERED",
-        "BUSY",
-        "NO ANSWER",
-    ]
+    rows = list(csv.DictReader(out.splitlines()))
+    assert sorted(row["disposition"] for row in rows) == ["ANSWERED", "BUSY", "NO ANSWER"]
+    assert "logging calls to -" in err
 
 
 async def test_call_logger_without_credentials_is_a_usage_error(tmp_path: Path) -> None:
