@@ -33,6 +33,7 @@ empty, actions on a channel answer ``No such channel``, and Originate answers
 at once with an ``OriginateResponse`` only.
 """
 
+from ._agi_sim import AGIRun, SimAGI
 from ._faultproxy import FaultProxy
 from ._pbx import SimPBX
 from ._pbx_model import (
@@ -49,6 +50,7 @@ from ._users import FakeUser
 from ._wire import MessageLike, Reply, make_response, with_action_id
 
 __all__ = [
+    "AGIRun",
     "ActionHandler",
     "Dialplan",
     "FakeAsterisk",
@@ -59,6 +61,7 @@ __all__ = [
     "OriginateRequest",
     "OriginateResult",
     "Reply",
+    "SimAGI",
     "SimChannel",
     "SimPBX",
     "SimQueue",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..message import Message
 from ._actions import _NORMAL_CLEARING
+from ._agi_sim import agi_action
 from ._pbx_actions import _FlowActions
 from ._pbx_model import OriginateRequest, SimChannel, SimQueue, SimQueueMember, separate_args
 from ._session import FakeSession
@@ -67,6 +69,7 @@ class _Builtins(_FlowActions):
                 "redirect": self.redirect,
                 "queuestatus": self.queuestatus,
                 "queuesummary": self.queuesummary,
+                "agi": functools.partial(agi_action, self),
             }
         )
 

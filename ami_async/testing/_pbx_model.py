@@ -134,6 +134,7 @@ _ANSWER_DELAY: Final = 0.02
 _PLAYBACK_SECONDS: Final = 1.4
 _QUEUE_RETRY_SECONDS: Final = 5.0
 
+_LAB_AGI: Final = "agi://127.0.0.1:4573/lab"
 LAB_DIALPLAN: Final[Mapping[str, Mapping[str, Sequence[str]]]] = {
     "test": {
         "100": ("Answer()", "Wait(2)", "Hangup()"),
@@ -164,6 +165,11 @@ LAB_DIALPLAN: Final[Mapping[str, Mapping[str, Sequence[str]]]] = {
         "2021": ("Dial(Local/2022@test,20)",),
         "2022": ("Answer()", "Wait(4)", "Hangup()"),
         "2030": ("Answer()", "Wait(1)", "Hangup(16)"),
+        # The AGI captures (async_agi_*, fastagi_*): 721-723 dial SimAGI's FastAGI address.
+        "720": ("Answer()", "AGI(agi:async)", "Hangup()"),
+        "721": ("Answer()", f"AGI({_LAB_AGI}?mode=test&n=1,first arg,second arg)", "Hangup()"),
+        "722": (f"AGI({_LAB_AGI}?mode=test&n=1,first arg,second arg)", "Hangup()"),
+        "723": (f"AGI({_LAB_AGI})", "Set(AFTER=1)", "Wait(1)", "Hangup()"),
     },
     # res_parking's own context for lot "default" (spaces 7001-7020, park_and_retrieve.bin).
     "parkedcalls": {
@@ -416,6 +422,9 @@ class _Bridge:
     technology: str = "simple_bridge"
     creator: str = "<unknown>"
     name: str = "<unknown>"
+    hidden: list[str] = field(default_factory=list)
+    """Channels in it that make no events (a conference's announcer, ``CBAnn/1234-...``):
+    counted in BridgeNumChannels and named first in BRIDGEPEER (conference_three.bin)."""
     left: Callable[[SimChannel], None] | None = None
     """Called after a channel's BridgeLeave (a parked call gives up, a conference member leaves)."""
 
