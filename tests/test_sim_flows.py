@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from _simpbx_wire import (
+    FIXTURES,
     TIMEOUT,
     Shape,
     Wire,
@@ -25,6 +26,7 @@ from _simpbx_wire import (
     call_events,
     fake,
     recording,
+    shape,
     streams,
     warm_up,
     wire,
@@ -34,8 +36,17 @@ __all__ = ["fake", "wire"]  # fixtures (tests/_simpbx_wire.py)
 
 import ami_async
 from ami_async import Client
-from ami_async.live import CallParked, CallUnparked, Change, ChangeStream, Live
+from ami_async.live import (
+    CallParked,
+    CallUnparked,
+    Change,
+    ChangeStream,
+    ConferenceJoined,
+    ConferenceLeft,
+    Live,
+)
 from ami_async.message import Message
+from ami_async.protocol import Parser
 from ami_async.testing import FakeAsterisk, SimChannel
 from ami_async.testing._actions import _ACTION_NAMES
 
@@ -82,6 +93,14 @@ def flow_streams(messages: Sequence[Message]) -> dict[str, list[Shape]]:
     """
     names: dict[str, str] = {}
     events = [_numbered(m, names) for m in call_events(messages)]
+    # app_confbridge publishes its events from the conference's own thread: in
+    # conference_three.bin each member's ConfbridgeJoin/Leave lands at another place
+    # among its channel's events. One stream per conference, in their own order.
+    conferences: dict[str, list[Shape]] = {}
+    for m in events:
+        if m["Event"].startswith("Confbridge"):
+            conferences.setdefault(f"Confbridge {m['Conference']}", []).append(shape(m))
+    events = [m for m in events if not m["Event"].startswith("Confbridge")]
     order: list[str] = []
     for m in events:
         bridge = m.get("BridgeUniqueid")
@@ -91,6 +110,7 @@ def flow_streams(messages: Sequence[Message]) -> dict[str, list[Shape]]:
     for number, bridge in enumerate(order, 1):
         own = [m for m in events if m.get("BridgeUniqueid") == bridge and not _channel_key(m)]
         out.update({f"{key} {number}": shapes for key, shapes in streams(own).items()})
+    out.update(conferences)
     return out
 
 
@@ -501,6 +521,101 @@ async def test_park_of_a_parked_call_fails(fake: FakeAsterisk, wire: Wire) -> No
     assert response["Message"] == "Requested parking lot could not be found."
     await wire.ask("Hangup", Channel=parked["ParkeeChannel"])
     await wire.settle(fake.pbx)
+
+
+# -- ConfBridge -----------------------------------------------------------------------------
+
+
+async def conference_three(wire: Wire, fake: FakeAsterisk) -> None:
+    """The recorder's conference_three: three calls to 300 (Answer(), ConfBridge(1234)) whose
+    ;1 legs wait 4, 6 and 8 s, each joining before the next starts; they leave one by one.
+    """
+    for tag, seconds in (("conf1", "4"), ("conf2", "6"), ("conf3", "8")):
+        await originate(wire, "300", seconds, tag)
+        await wire.event("ConfbridgeJoin", Uniqueid=f"{tag}-2")
+    await wire.settle(fake.pbx)
+
+
+async def test_flow_conference_three_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    start = await warm_up(wire, fake)
+    await conference_three(wire, fake)
+    got = wire.messages[start:]
+    assert_like_capture(got, "conference_three")
+    names = [
+        (m["Event"], m.get("Uniqueid")) for m in got if m.get("Event", "").startswith("Confbridge")
+    ]
+    assert names == [
+        ("ConfbridgeStart", None),
+        *(("ConfbridgeJoin", f"conf{n}-2") for n in (1, 2, 3)),
+        *(("ConfbridgeLeave", f"conf{n}-2") for n in (1, 2, 3)),
+        ("ConfbridgeEnd", None),
+    ]
+    # Members keep their own Linkedids; each ends its own.
+    ends = sorted(m["LinkedID"] for m in got if m.get("EventName") == "LINKEDID_END")
+    assert ends == ["conf1-1", "conf2-1", "conf3-1"]
+
+
+async def test_confbridge_lists_while_it_runs(fake: FakeAsterisk, wire: Wire) -> None:
+    response = await wire.ask("ConfbridgeListRooms")
+    assert (response["Response"], response["Message"]) == ("Error", "No active conferences.")
+    for tag in ("room1", "room2"):
+        await originate(wire, "300", "20", tag)
+        await wire.event("ConfbridgeJoin", Uniqueid=f"{tag}-2")
+    response, rooms = await wire.collect("ConfbridgeListRooms")
+    assert response["Message"] == "Confbridge conferences will follow"
+    assert [(m["Conference"], m["Parties"]) for m in rooms] == [("1234", "2")]
+    recorded = Parser().feed((FIXTURES / "confbridge.bin").read_bytes())
+    mine = [m for m in wire.messages if m.get("Event", "").startswith("ConfbridgeListRooms")]
+    theirs = [m for m in recorded if m.get("Event", "").startswith("ConfbridgeListRooms")]
+    assert [shape(m) for m in mine] == [shape(m) for m in theirs]
+    _, members = await wire.collect("ConfbridgeList", Conference="1234")
+    assert [m["Uniqueid"] for m in members] == ["room1-2", "room2-2"]
+    mine = [m for m in wire.messages if m.get("Event", "").startswith("ConfbridgeList")]
+    theirs = [m for m in recorded if m.get("Event", "").startswith("ConfbridgeList")]
+    assert [shape(m) for m in mine] == [shape(m) for m in theirs]
+    for headers, message in (
+        ({}, "No Conference name provided."),
+        ({"Conference": "9999"}, "No Conference by that name found."),
+    ):
+        response = await wire.ask("ConfbridgeList", **headers)
+        assert (response["Response"], response["Message"]) == ("Error", message)
+    for tag in ("room1", "room2"):
+        channel = fake.pbx.find_channel(f"{tag}-2")
+        assert channel is not None
+        await wire.ask("Hangup", Channel=channel.name)
+    await wire.settle(fake.pbx)
+    assert not fake.pbx.conferences
+    assert [m["Event"] for m in wire.messages if m.get("Event", "").startswith("Confbridge")][
+        -1
+    ] == "ConfbridgeEnd"
+
+
+async def test_live_follows_conference_three(fake: FakeAsterisk, wire: Wire) -> None:
+    async with following(fake) as (client, live, stream):
+        await conference_three(wire, fake)
+        changes = await caught_up(client, stream)
+        assert_empty_at_the_end(live)
+    joins = [c for c in changes if isinstance(c, ConferenceJoined)]
+    leaves = [c for c in changes if isinstance(c, ConferenceLeft)]
+    assert [len(c.conference.participants) for c in joins] == [1, 2, 3]
+    assert [len(c.conference.participants) for c in leaves] == [2, 1, 0]
+    assert sorted(r.linkedid for r in live.history) == ["conf1-1", "conf2-1", "conf3-1"]
+    assert all(r.disposition == "ANSWERED" for r in live.history)
+
+
+async def test_live_snapshot_shows_a_running_conference(fake: FakeAsterisk, wire: Wire) -> None:
+    await originate(wire, "300", "20", "snap")
+    await wire.event("ConfbridgeJoin", Uniqueid="snap-2")
+    async with following(fake) as (client, live, _):
+        assert "ConfbridgeListRooms" not in live.missing
+        (conference,) = live.conferences.values()
+        assert [p.uniqueid for p in conference.participants.values()] == ["snap-2"]
+        channel = fake.pbx.find_channel("snap-1")
+        assert channel is not None
+        await wire.ask("Hangup", Channel=channel.name)
+        await wire.settle(fake.pbx)
+        await caught_up(client, live.changes())
+        assert_empty_at_the_end(live)
 
 
 # -- the live model over the simulated PBX ------------------------------------------------

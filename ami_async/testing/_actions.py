@@ -64,6 +64,7 @@ _LISTED: Final = (
     ("Bridge", "Bridge two channels already in the PBX.", "call,all"),
     ("Challenge", "Generate Challenge for MD5 Auth.", "<none>"),
     ("Command", "Execute Asterisk CLI Command.", "command,all"),
+    ("ConfbridgeList", "List participants in a conference.", "reporting,all"),
     ("ConfbridgeListRooms", "List active conferences.", "reporting,all"),
     ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting,all"),
     ("CoreShowChannels", "List currently active channels.", "system,reporting,all"),
@@ -128,7 +129,6 @@ class _ActionsBase:
             "getvar": self.getvar,
             "setvar": self.setvar,
             "filter": self.filter,
-            "confbridgelistrooms": self.confbridgelistrooms,
             "coresettings": self.coresettings,
             "corestatus": self.corestatus,
         }
@@ -572,10 +572,6 @@ class _ActionsBase:
             await self.error(session, action, "Unknown operation")
         else:
             await self.ok(session, action, "Success")
-
-    async def confbridgelistrooms(self, session: FakeSession, action: Message) -> None:
-        # The fake runs no conference (confbridge_list_rooms_empty.bin).
-        await self.error(session, action, "No active conferences.")
 
     async def coresettings(self, session: FakeSession, action: Message) -> None:
         settings = [

@@ -8,7 +8,7 @@ from ..message import Message
 from ._actions import _ActionsBase
 from ._pbx_transfer import TransferError
 from ._session import FakeSession
-from ._wire import _header
+from ._wire import _header, with_action_id
 
 if TYPE_CHECKING:
     from ._server import FakeAsterisk
@@ -25,6 +25,8 @@ class _FlowActions(_ActionsBase):
                 "bridge": self.bridge,
                 "park": self.park,
                 "parkedcalls": self.parkedcalls,
+                "confbridgelistrooms": self.confbridgelistrooms,
+                "confbridgelist": self.confbridgelist,
             }
         )
 
@@ -105,15 +107,61 @@ class _FlowActions(_ActionsBase):
     async def parkedcalls(self, session: FakeSession, action: Message) -> None:
         """ParkedCalls: a ParkedCall item per parked call, ParkedCallsComplete with Total."""
         lot = _header(action, "ParkingLot")
-        pbx = self.server.pbx
-        if lot and lot not in pbx.parking_lots:
+        pbx = self.server._sim
+        if lot and (pbx is None or lot not in pbx.parking_lots):
             await self.error(session, action, "Requested parking lot could not be found.")
             return
-        items = [self.action_id_last(action, item) for item in pbx.parked_call_items(lot)]
+        found = pbx.parked_call_items(lot) if pbx is not None else []
+        items = [self.action_id_last(action, item) for item in found]
         await session.send(
             self.list_start(action, "Parked calls will follow"),
             *items,
             self.list_complete(
                 action, "ParkedCallsComplete", len(items), ("Total", str(len(items)))
             ),
+        )
+
+    async def confbridgelistrooms(self, session: FakeSession, action: Message) -> None:
+        """app_confbridge action_confbridgelistrooms (confbridge.bin; none running:
+        confbridge_list_rooms_empty.bin)."""
+        pbx = self.server._sim
+        conferences = list(pbx.conferences.values()) if pbx is not None else []
+        if not conferences:
+            await self.error(session, action, "No active conferences.")
+            return
+        items = [
+            with_action_id(
+                action,
+                [
+                    ("Event", "ConfbridgeListRooms"),
+                    ("Conference", conference.name),
+                    ("Parties", str(len(conference.members))),
+                    ("Marked", "0"),
+                    ("Locked", "No"),
+                    ("Muted", "No"),
+                ],
+            )
+            for conference in conferences
+        ]
+        await session.send(
+            self.list_start(action, "Confbridge conferences will follow"),
+            *items,
+            self.list_complete(action, "ConfbridgeListRoomsComplete", len(items)),
+        )
+
+    async def confbridgelist(self, session: FakeSession, action: Message) -> None:
+        """app_confbridge action_confbridgelist: a conference's members (confbridge.bin)."""
+        name = _header(action, "Conference")
+        if not name:
+            await self.error(session, action, "No Conference name provided.")
+            return
+        pbx = self.server._sim
+        if pbx is None or name not in pbx.conferences:
+            await self.error(session, action, "No Conference by that name found.")
+            return
+        items = [with_action_id(action, item) for item in pbx.conference_list_items(name)]
+        await session.send(
+            self.list_start(action, "Confbridge user list will follow"),
+            *items,
+            self.list_complete(action, "ConfbridgeListComplete", len(items)),
         )

@@ -340,8 +340,10 @@ class _PbxCalls(_PbxState):
             requested._hangup_requested = True
             self._channel_event("HangupRequest", requested, ("Cause", str(cause)))
             requested._interrupt.set()
+        ending = {c for b in bridges if b.kind == "basic" for c in b.channels}
+        ending |= {c.peer for c in ending if c.peer is not None}
         for channel in pair:
-            self._device_changed(channel.device, hangup=True)
+            self._device_changed(channel.device, ending=ending)
         self._settle()
         for bridge in bridges:
             self._bridge_dissolve(bridge, cause)
@@ -368,7 +370,7 @@ class _PbxCalls(_PbxState):
             ("BridgeTechnology", bridge.technology),
             ("BridgeCreator", bridge.creator),
             ("BridgeName", bridge.name),
-            ("BridgeNumChannels", str(len(bridge.channels))),
+            ("BridgeNumChannels", str(len(bridge.hidden) + len(bridge.channels))),
             ("BridgeVideoSourceMode", "none"),
         ]
 
@@ -412,26 +414,29 @@ class _PbxCalls(_PbxState):
         self._cel(
             channel,
             "BRIDGE_ENTER",
-            peer=",".join(p.name for p in peers),
+            peer=",".join([*bridge.hidden, *(p.name for p in peers)]),
             extra=self._bridge_extra(bridge),
         )
 
     def _set_bridge_peers(self, bridge: _Bridge, clear: bool = False) -> None:
         for channel in bridge.channels:
-            others = [c.name for c in bridge.channels if c is not channel]
+            others = [*bridge.hidden, *(c.name for c in bridge.channels if c is not channel)]
             self._var_set(channel, "BRIDGEPEER", "" if clear else ",".join(others))
 
     def _cel_bridge_exit(self, channel: SimChannel) -> None:
         bridge = channel._bridge
         if bridge is not None:
-            peers = ",".join(c.name for c in bridge.channels if c is not channel)
+            others = (c.name for c in bridge.channels if c is not channel)
+            peers = ",".join([*bridge.hidden, *others])
             self._cel(channel, "BRIDGE_EXIT", peer=peers, extra=self._bridge_extra(bridge))
 
     def _leave_bridge(self, channel: SimChannel, *, cel: bool = True) -> None:
         bridge = channel._bridge
         if bridge is None:
             return
-        if len(bridge.channels) == 2:
+        if bridge.kind == "base":
+            self._var_set(channel, "BRIDGEPEER", "")  # the others' change in bridge.left
+        elif len(bridge.channels) == 2:
             self._set_bridge_peers(bridge, clear=True)
         if cel:
             self._cel_bridge_exit(channel)

@@ -422,6 +422,9 @@ class _Bridge:
     technology: str = "simple_bridge"
     creator: str = "<unknown>"
     name: str = "<unknown>"
+    hidden: list[str] = field(default_factory=list)
+    """Channels in it that make no events (a conference's announcer, ``CBAnn/1234-...``):
+    counted in BridgeNumChannels and named first in BRIDGEPEER (conference_three.bin)."""
     left: Callable[[SimChannel], None] | None = None
     """Called after a channel's BridgeLeave (a parked call gives up, a conference member leaves)."""
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from ._agi_sim import SimAGI, app_agi
@@ -451,15 +451,31 @@ class _PbxState:
 
     # -- device and queue member states --------------------------------------------------
 
-    def _device_changed(self, device: str, *, hangup: bool = False) -> None:
-        """A channel of ``device`` changed state or (``hangup``) ended.
+    def _device_changed(self, device: str, *, ending: Collection[SimChannel] | None = None) -> None:
+        """A channel of ``device`` changed state or ended (``ending``: with these channels).
 
-        A Local device reads NOT_INUSE as each of its channels ends, even while
-        another call to the same extension is up (bridge_action.bin).
+        Asterisk reads a device's state a moment later, on a thread of its own:
+        a Local device is NOT_INUSE when its channel ends if the other calls to
+        the same extension end with it (the parties of a two-party bridge,
+        ``ending``: bridge_action.bin), INUSE while another one stays up
+        (conference_three.bin).
         """
         if device:
-            hung_up = hangup and self.device_state(device) != _INVALID
-            self._pending_devices.append((device, _NOT_INUSE if hung_up else None))
+            known = None
+            if ending is not None and self.device_state(device) != _INVALID:
+                known = self._local_state(device, ending)
+            self._pending_devices.append((device, known))
+
+    def _local_state(self, device: str, ending: Collection[SimChannel]) -> int:
+        for channel in self.channels.values():
+            if (
+                channel.device == device
+                and channel.half == 1
+                and channel.alive
+                and channel not in ending
+            ):
+                return _INUSE
+        return _NOT_INUSE
 
     def _flush_devices(self) -> None:
         """DeviceStateChange for each pending change; queue members see it after."""
