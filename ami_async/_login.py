@@ -11,6 +11,7 @@ import ssl
 
 from ._compat import run_within
 from ._keepalive import tcp_keepalive
+from ._options import seconds
 from ._sending import SenderMixin
 from .connection import AMIProtocol
 from .dispatch import Subscription
@@ -27,6 +28,16 @@ from .protocol import HeaderValue
 __all__ = ["LoginMixin", "is_credential_refusal", "md5_key", "refusal", "wants_system"]
 
 logger = logging.getLogger("ami_async")
+
+
+class _Asking:
+    """A ``CoreSettings`` in flight for `fetch_asterisk_version`, and how many wait on it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Future[str | None]) -> None:
+        self.task = task
+        self.waiters = 0
 
 
 def md5_key(challenge: str, secret: str) -> str:
@@ -91,6 +102,7 @@ class LoginMixin(SenderMixin):
     _ami_version: str | None
     _asterisk_version: str | None
     _version_asked: bool
+    _version_asking: _Asking | None
     _action_checks: dict[str, tuple[str, ...] | str]
     _saw_fully_booted: bool
     _filters: list[str]
@@ -270,6 +282,7 @@ class LoginMixin(SenderMixin):
         """A new session: its server's version is asked again, the catalogue checks redone."""
         self._asterisk_version = None
         self._version_asked = False
+        self._version_asking = None  # an ask still in flight was the old session's
         self._action_checks.clear()
 
     async def fetch_asterisk_version(self, *, timeout: float | None = None) -> str | None:
@@ -277,15 +290,55 @@ class LoginMixin(SenderMixin):
 
         Asked once per connection (the first call after each login; later calls
         return what it said, also as `asterisk_version`); the first `actions`
-        coroutine of a connection calls it. A refusal (``CoreSettings`` needs the
-        ``system`` or ``reporting`` read class) or an answer without the header
-        gives ``None``, and is not asked again on that connection. A timeout or a
-        lost link raises as for any action.
+        coroutine of a connection calls it. Calls made while it is being asked
+        share that one ``CoreSettings``, each waiting at most its own
+        ``timeout``. A refusal (``CoreSettings`` needs the ``system`` or
+        ``reporting`` read class) or an answer without the header gives ``None``,
+        and is not asked again on that connection. A timeout or a lost link
+        raises as for any action (and the next call asks again).
         """
         if self._version_asked:
             return self._asterisk_version
-        response = await self._send("CoreSettings", {}, timeout=timeout, check=False)
+        budget = self.action_timeout if timeout is None else seconds("timeout", timeout)
+        asking = self._version_asking
+        if asking is None:
+            # Bounded by its callers' timeouts (the last to give up cancels it) and its own.
+            ask = self._ask_asterisk_version(max(budget, self.action_timeout))
+            asking = _Asking(asyncio.ensure_future(ask))
+            asking.task.add_done_callback(lambda _: self._asked_asterisk_version(asking))
+            self._version_asking = asking
+        task = asking.task
+        # Not cancelled with this caller (nor by its timeout) while others wait on it;
+        # the last one to give up cancels it.
+        asking.waiters += 1
+        try:
+            await asyncio.wait((task,), timeout=budget)
+        finally:
+            asking.waiters -= 1
+            if not asking.waiters and not task.done():
+                if self._version_asking is asking:  # the next caller asks afresh
+                    self._version_asking = None
+                task.cancel()
+                await asyncio.wait((task,))  # its action leaves the pending table first
+        if not task.done() or task.cancelled():
+            raise ActionTimeoutError(
+                f"CoreSettings: no answer within {budget} s (asking the server's Asterisk version)",
+                "CoreSettings",
+            )
+        return task.result()
+
+    def _asked_asterisk_version(self, asking: _Asking) -> None:
+        if self._version_asking is asking:
+            self._version_asking = None
+        if not asking.task.cancelled():
+            asking.task.exception()  # retrieved: callers that gave up must not leave it unread
+
+    async def _ask_asterisk_version(self, budget: float) -> str | None:
+        protocol = self._protocol
+        response = await self._send("CoreSettings", {}, timeout=budget, check=False)
         text = (response.get("AsteriskVersion") or "").strip() if response.success else ""
+        if self._protocol is not protocol:  # another session now: its server may differ
+            return text or None
         self._asterisk_version = text or None
         self._version_asked = True
         self._action_checks.clear()  # worked out without the version

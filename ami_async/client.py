@@ -190,6 +190,7 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
         self._ami_version: str | None = None
         self._asterisk_version: str | None = None
         self._version_asked = False
+        self._version_asking = None  # a CoreSettings in flight (fetch_asterisk_version)
         # The catalogue check of send_action (ami_async.catalogue._validate).
         self._action_checks: dict[str, tuple[str, ...] | str] = {}
         self._action_warned: set[str] = set()

@@ -7,11 +7,13 @@ as ``None``, and sends the action, collecting the list actions.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .._options import seconds
 from ..dispatch import EventList
-from ..errors import InvalidActionError
+from ..errors import ActionTimeoutError, InvalidActionError
 from ..message import Response
 from ..protocol import HeaderValue
 
@@ -34,12 +36,28 @@ class ActionCaller:
 
     async def _headers(
         self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
-    ) -> dict[str, HeaderValue]:
-        """The headers to send; `InvalidActionError` if the server's version lacks ``name``."""
+    ) -> tuple[dict[str, HeaderValue], float]:
+        """The headers to send and what is left of the action's timeout;
+        `InvalidActionError` if the server's version lacks ``name``.
+
+        The server's version is asked first (once per connection, within the
+        action's ``timeout``: the action then has what is left of it).
+        """
         from ._facts import action, server_version  # the data is loaded on first use
 
         client = self._client
-        await client.fetch_asterisk_version(timeout=timeout)  # once per connection
+        budget = client.action_timeout if timeout is None else seconds("timeout", timeout)
+        if client.connected:  # else the action itself says it is not connected
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await client.fetch_asterisk_version(timeout=budget)
+            left = budget - (loop.time() - start)
+            if left <= 0:
+                raise ActionTimeoutError(
+                    f"{name}: no answer within {budget} s (asking the server's version took it)",
+                    name,
+                )
+            budget = left
         version = server_version(client.asterisk_version, client.ami_version)
         if version is not None:
             info = action(name, version)
@@ -49,20 +67,21 @@ class ActionCaller:
                     f"{name}: the server (Asterisk {shown}) does not have this action: "
                     f"Asterisk documents it in {', '.join(info.versions)}"
                 )
-        return {key: value for key, value in headers.items() if value is not None}
+        fields = {key: value for key, value in headers.items() if value is not None}
+        return fields, budget
 
     async def _call(
         self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
     ) -> Response:
-        fields = await self._headers(name, timeout, headers)
-        return await self._client._send(name, fields, timeout=timeout)
+        fields, budget = await self._headers(name, timeout, headers)
+        return await self._client._send(name, fields, timeout=budget)
 
     async def _collect(
         self, name: str, timeout: float | None, headers: Mapping[str, HeaderValue | None]
     ) -> EventList:
         from ._facts import action
 
-        fields = await self._headers(name, timeout, headers)
+        fields, budget = await self._headers(name, timeout, headers)
         info = action(name)
         complete = info.complete_event if info is not None else None
-        return await self._client._collect(name, fields, timeout=timeout, complete_event=complete)
+        return await self._client._collect(name, fields, timeout=budget, complete_event=complete)

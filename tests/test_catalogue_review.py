@@ -1,0 +1,232 @@
+"""Issue 13 under attack: how ``client.actions`` asks the server's version (once, shared
+by concurrent callers, cancellable, within the action's timeout), versions it cannot
+read, each catalogue version's missing actions, header injection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import pytest
+from _client import ami, client_for, pbx
+
+from ami_async import (
+    ActionError,
+    ActionTimeoutError,
+    Client,
+    ConnectionLostError,
+    EventList,
+    InvalidActionError,
+    catalogue,
+)
+from ami_async.protocol import HeaderValue
+from ami_async.testing import FakeAsterisk
+
+__all__ = ["ami", "pbx"]  # fixtures
+
+
+def count(server: FakeAsterisk, name: str) -> int:
+    return sum(1 for m in server.actions if m.get("Action", "").lower() == name.lower())
+
+
+def core_settings(version: str) -> dict[str, str]:
+    return {"Response": "Success", "AMIversion": "11.0.0", "AsteriskVersion": version}
+
+
+async def test_fifty_concurrent_first_actions_ask_the_version_once(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    answers = await asyncio.gather(*(ami.actions.ping() for _ in range(50)))
+    assert all(a.success for a in answers)
+    assert count(pbx, "CoreSettings") == 1
+    assert count(pbx, "Ping") == 50
+    assert ami.asterisk_version == "22.0.0"
+    assert ami.pending_actions == 0
+
+
+async def test_concurrent_callers_share_one_refusal(pbx: FakeAsterisk) -> None:
+    """A user without CoreSettings: asked once for all, every caller goes by the banner."""
+    client = Client(
+        pbx.host, pbx.port, username="callonly", secret="cal111", ping_interval=None, timeout=5
+    )
+    async with client:
+        results = await asyncio.gather(
+            *(client.actions.sip_peers() for _ in range(20)), return_exceptions=True
+        )
+    assert all(isinstance(r, InvalidActionError) for r in results), results
+    assert count(pbx, "CoreSettings") == 1
+    assert count(pbx, "SIPpeers") == 0
+
+
+async def test_cancelled_while_the_version_is_asked_leaves_nothing_behind(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    pbx.script("CoreSettings")  # never answered
+    task = asyncio.create_task(ami.actions.ping())
+    await pbx.wait_for_action("CoreSettings")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)  # the shared ask's own cancellation runs
+    assert ami.pending_actions == 0
+    # The next call asks afresh (not the abandoned ask), and gets its answer.
+    pbx.script("CoreSettings", core_settings("20.7.0"))
+    assert (await ami.actions.ping()).success
+    assert ami.asterisk_version == "20.7.0"
+    assert count(pbx, "CoreSettings") == 2
+    assert count(pbx, "Ping") == 1
+
+
+async def test_one_caller_cancelled_the_others_still_get_the_version(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    pbx.script("CoreSettings")  # the first one is answered by hand below
+    first = asyncio.create_task(ami.actions.ping())
+    asked = await pbx.wait_for_action("CoreSettings")
+    second = asyncio.create_task(ami.fetch_asterisk_version(timeout=5))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert not second.done()  # still waiting on the one CoreSettings in flight
+    assert ami.pending_actions == 1
+    # Answer the CoreSettings in flight by its ActionID.
+    answer = f"Response: Success\r\nActionID: {asked['ActionID']}\r\nAsteriskVersion: 18.20.0\r\n"
+    await pbx.send_raw(answer.encode() + b"\r\n")
+    assert await asyncio.wait_for(second, 5) == "18.20.0"
+    assert count(pbx, "CoreSettings") == 1 and count(pbx, "Ping") == 0
+
+
+async def test_the_version_fetch_counts_against_the_actions_timeout(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    pbx.script("CoreSettings")  # never answered
+    with pytest.raises(ActionTimeoutError, match="CoreSettings"):
+        await ami.actions.queue_reload(timeout=0.2)
+    assert count(pbx, "QueueReload") == 0  # nothing sent after the version fetch failed
+    assert ami.pending_actions == 0
+    assert ami.asterisk_version is None
+    # Asked again on the next call (a timeout is not an answer).
+    pbx.script("CoreSettings", core_settings("22.1.0"))
+    await ami.actions.ping(timeout=5)
+    assert ami.asterisk_version == "22.1.0"
+
+
+async def test_not_connected_names_the_action_not_coresettings() -> None:
+    client = Client("127.0.0.1", 1, username="u", secret="s")
+    with pytest.raises(ConnectionLostError, match=r"^Ping: not connected"):
+        await client.actions.ping()
+    with pytest.raises(ValueError, match="timeout"):
+        await client.actions.ping(timeout=-1)
+
+
+@pytest.mark.parametrize(
+    ("server_kw", "version", "present", "absent"),
+    [
+        # AMI 2.x is Asterisk 13: no DBGetTree, no PJSIPSetMaintenance; MixMonitorMute and
+        # the SIP actions are there (Asterisk documents MixMonitorMute from 13.38 on).
+        (
+            {"command_format": "legacy", "version": "2.10.4"},
+            "13.38.3",
+            ["mix_monitor_mute", "sip_peers"],
+            ["db_get_tree", "pjsip_set_maintenance"],
+        ),
+        ({"version": "7.0.0"}, "18.0.0", ["db_get_tree", "sip_peers"], ["pjsip_set_maintenance"]),
+        ({"version": "9.0.0"}, "20.0.0", ["pjsip_set_maintenance", "sip_peers"], ["filter_list"]),
+        ({"version": "11.0.0"}, "22.0.0", ["pjsip_set_maintenance"], ["sip_peers", "monitor"]),
+    ],
+)
+async def test_each_version_refuses_what_it_lacks_before_sending(
+    server_kw: dict[str, str], version: str, present: list[str], absent: list[str]
+) -> None:
+    required = {
+        "mix_monitor_mute": {"channel": "PJSIP/1-1", "direction": "both", "state": "1"},
+        "db_get_tree": {},
+        "sip_peers": {},
+        "pjsip_set_maintenance": {"endpoint": "100", "state": "on"},
+        "filter_list": {},
+        "monitor": {"channel": "PJSIP/1-1"},
+    }
+    async with FakeAsterisk(auth_failure_delay=0.05, **server_kw) as server:  # type: ignore[arg-type]
+        async with client_for(server) as client:
+            for method in absent:
+                with pytest.raises(InvalidActionError, match=f"Asterisk {version}"):
+                    await getattr(client.actions, method)(**required[method])
+            for method in present:
+                # The fake may not model it: what counts is that it was sent.
+                with contextlib.suppress(ActionError):
+                    await getattr(client.actions, method)(**required[method])
+            assert client.asterisk_version == version
+        names = {m.get("Action", "") for m in server.actions}
+    for method in absent:
+        assert not {n for n in names if catalogue.method_name(n) == method}
+    for method in present:
+        assert {n for n in names if catalogue.method_name(n) == method}, method
+
+
+@pytest.mark.parametrize(
+    ("reported", "refused", "allowed"),
+    [
+        # No number: by the banner (AMI 11.0.0, Asterisk 22).
+        ("GIT-master-abc1234", "sip_peers", "pjsip_set_maintenance"),
+        ("SVN-trunk-r400000", "sip_peers", "pjsip_set_maintenance"),
+        ("", "sip_peers", "pjsip_set_maintenance"),
+        # A certified release: its major (18).
+        ("certified/18.9-cert5", "pjsip_set_maintenance", "sip_peers"),
+        ("GIT-18-1a2b3c4", "pjsip_set_maintenance", "sip_peers"),
+        # Older than the catalogue: its oldest (13); newer: its newest (22).
+        ("1.8.32.3", "db_get_tree", "sip_peers"),
+        ("99.0.0", "sip_peers", "pjsip_set_maintenance"),
+    ],
+)
+async def test_versions_the_catalogue_does_not_know_degrade(
+    pbx: FakeAsterisk, ami: Client, reported: str, refused: str, allowed: str
+) -> None:
+    pbx.script("CoreSettings", core_settings(reported))
+    args = {"pjsip_set_maintenance": {"endpoint": "100", "state": "on"}}
+    with pytest.raises(InvalidActionError, match="does not have this action"):
+        await getattr(ami.actions, refused)(**args.get(refused, {}))
+    with pytest.raises(ActionError):  # sent: the fake has no such action
+        await getattr(ami.actions, allowed)(**args.get(allowed, {}), timeout=5)
+    assert ami.asterisk_version == (reported or None)
+    assert count(pbx, "CoreSettings") == 1
+
+
+async def test_header_injection_is_refused_before_anything_of_it_is_sent(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    bad_values: list[HeaderValue] = [
+        "x\r\nAction: Hangup",
+        "x\nChannel: all",
+        "x\r",
+        ["ok", "b\r\nc"],
+    ]
+    for bad in bad_values:
+        with pytest.raises(InvalidActionError, match="not allowed in a value"):
+            await ami.actions.setvar(variable="X", value=bad)
+    with pytest.raises(InvalidActionError):
+        await ami.actions.originate(channel="Local/1@x\r\nAction: Logoff")
+    assert count(pbx, "Setvar") == count(pbx, "Originate") == count(pbx, "Hangup") == 0
+    assert count(pbx, "Logoff") == 0
+
+
+async def test_list_actions_answer_eventlists_on_every_version() -> None:
+    server = FakeAsterisk(command_format="legacy", version="2.10.4")
+    async with server, client_for(server) as client:
+        channels = await client.actions.core_show_channels()
+    assert isinstance(channels, EventList)
+    assert channels.complete is not None
+    assert channels.complete.name == "CoreShowChannelsComplete"
+
+
+async def test_warning_never_carries_header_values(
+    pbx: FakeAsterisk, ami: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check names the action and the missing headers, never what was given."""
+    pbx.script("Login", {"Response": "Error", "Message": "Authentication failed"})
+    with caplog.at_level(logging.DEBUG, logger="ami_async"):
+        await ami.send_action("Login", Secret="s3cr3t-value", check=False)
+        await ami.send_action("QueueAdd", Queue="q", Penalty="s3cr3t-value", check=False)
+    text = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert "QueueAdd" in text and "s3cr3t-value" not in text
