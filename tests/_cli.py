@@ -19,7 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = _FIXTURES
 TIMEOUT = 15.0
 SECRET = "Zebra-Secret-4711"
-SUBCOMMANDS = ("demo", "events", "action", "command", "originate", "decode", "fake-pbx")
+SUBCOMMANDS = (
+    "demo",
+    "events",
+    "export",
+    "action",
+    "command",
+    "originate",
+    "decode",
+    "agi-serve",
+    "fake-pbx",
+)
 
 
 @dataclass

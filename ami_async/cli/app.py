@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
-from . import actions, calls, decode, describe, events, simulated
+from . import actions, agi, calls, decode, describe, events, export, simulated
 from .common import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -32,12 +32,14 @@ from .common import (
 ADDERS = (
     simulated.add_demo,
     events.add_events,
+    export.add_export,
     calls.add_calls,
     actions.add_action,
     actions.add_command,
     actions.add_originate,
     decode.add_decode,
     describe.add_describe,
+    agi.add_agi_serve,
     simulated.add_fake_pbx,
 )
 

@@ -96,12 +96,18 @@ def default_config_path() -> Path:
 
 def read_config(path: Path, *, required: bool) -> dict[str, str]:
     """The `[ami]` section of an INI file; `{}` if an optional file is absent."""
+    return read_sections(path, required=required)[_CONFIG_SECTION]
+
+
+def read_sections(path: Path, *, required: bool) -> dict[str, dict[str, str]]:
+    """`{"ami": {...}, "ami:NAME": {...}, ...}`: the `[ami]` section (maybe empty) and each
+    server's `[ami:NAME]` section (`ami-async events` and `export` with several servers)."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not a key
     except FileNotFoundError:
         if required:
             raise UsageError(f"config file {path} not found") from None
-        return {}
+        return {_CONFIG_SECTION: {}}
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read config file {path}: {reason}") from None
@@ -111,18 +117,22 @@ def read_config(path: Path, *, required: bool) -> dict[str, str]:
     except configparser.Error as exc:
         # Never quote the offending line (nor the exception: it quotes it): it may be the secret.
         raise UsageError(f"config file {path} is not a valid INI file{_error_lines(exc)}") from None
-    if not config.has_section(_CONFIG_SECTION):
+    names = [n for n in config.sections() if n.startswith(f"{_CONFIG_SECTION}:")]
+    if not config.has_section(_CONFIG_SECTION) and not names:
         if required:
             raise UsageError(f"config file {path} has no [{_CONFIG_SECTION}] section")
-        return {}
-    section = dict(config.items(_CONFIG_SECTION))
-    unknown = sorted(set(section) - set(_CONFIG_KEYS))
-    if unknown:
-        raise UsageError(
-            f"config file {path}: unknown key(s) in [{_CONFIG_SECTION}]: {', '.join(unknown)} "
-            f"(known: {', '.join(_CONFIG_KEYS)})"
-        )
-    return section
+        return {_CONFIG_SECTION: {}}
+    sections: dict[str, dict[str, str]] = {_CONFIG_SECTION: {}}
+    for name in [_CONFIG_SECTION, *names] if config.has_section(_CONFIG_SECTION) else names:
+        section = dict(config.items(name))
+        unknown = sorted(set(section) - set(_CONFIG_KEYS))
+        if unknown:
+            raise UsageError(
+                f"config file {path}: unknown key(s) in [{name}]: {', '.join(unknown)} "
+                f"(known: {', '.join(_CONFIG_KEYS)})"
+            )
+        sections[name] = section
+    return sections
 
 
 def _error_lines(exc: configparser.Error) -> str:
@@ -203,8 +213,14 @@ def resolve_settings(
     environ: Mapping[str, str],
     *,
     read_secret: Callable[[], str] = read_secret_from_stdin,
+    server: Mapping[str, str] | None = None,
+    server_source: str = "",
 ) -> Settings:
-    """Connection settings from flags, then the environment, then the config file."""
+    """Connection settings from flags, then the environment, then the config file.
+
+    ``server``: one server's own settings (of ``ami-async events --server``, or
+    its ``[ami:NAME]`` section, named ``server_source``), before everything else.
+    """
     flag_timeout: float | None = getattr(args, "net_timeout", None)
     timeout = _seconds(flag_timeout, "--timeout") if flag_timeout is not None else None
     if getattr(args, "fake", False):
@@ -217,6 +233,8 @@ def resolve_settings(
 
     def pick(key: str, flag: str | None) -> tuple[str, str] | None:
         """(value, where it came from) by precedence, or None."""
+        if server is not None and key in server:
+            return server[key], f"{server_source} {key}"
         if flag is not None:
             return flag, f"--{key}"
         env_name = _ENV.get(key)
@@ -246,7 +264,7 @@ def resolve_settings(
         auth = "md5" if value == "md5" else "plain"
 
     cafile_given = pick("cafile", getattr(args, "cafile", None))
-    if timeout is None:
+    if timeout is None or (server is not None and "timeout" in server):
         timeout_given = pick("timeout", None)
         timeout = _seconds(*timeout_given) if timeout_given else DEFAULT_TIMEOUT
 
