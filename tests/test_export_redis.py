@@ -12,6 +12,8 @@ import asyncio
 import json
 import logging
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import Cli, cli, free_port, wait_stderr
 from _redis import RedisServer, redis_server
 
 from ami_async import Client, Fleet
 from ami_async.export import RedisStreamExporter, StreamEntry, decode_entry
 from ami_async.testing import FakeAsterisk
 
-__all__ = ["redis_server"]  # the fixture
+__all__ = ["cli", "redis_server"]  # the fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 10.0  # the bound on every wait in this file
@@ -450,3 +453,104 @@ def test_bad_options_are_refused() -> None:
     with pytest.raises(TypeError):
         RedisStreamExporter(client, names="Hangup")
     assert "secret" not in repr(RedisStreamExporter(client, "redis://u:secret@h:1/0"))
+
+
+# -- ami-async export ----------------------------------------------------------------------
+
+
+async def test_cli_export_writes_a_calls_events_from_the_simulated_pbx(
+    cli: Cli, redis_server: RedisServer
+) -> None:
+    async with FakeAsterisk(time_scale=0.01) as pbx:
+        proc = await cli.start(
+            "export", "--redis", redis_server.url, "--maxlen", "1000", "-v",
+            "--port", str(pbx.port), "--username", "admin", "--secret", "amp111",
+        )  # fmt: skip
+        await wait_stderr(proc, "connected; exporting")
+        async with Client(pbx.host, pbx.port, username="admin", secret="amp111") as ami:
+            hangups = ami.events("Hangup")
+            await ami.originate("Local/100@test", application="Wait", data="1")
+            await hangups.get(timeout=WAIT)
+        redis = redis_server.client()
+        try:
+            await eventually_async(lambda: _has_hangup(redis), "the call's Hangup is in the stream")
+        finally:
+            await redis.aclose()
+        proc.send_signal(signal.SIGINT)
+        result = await cli.finish(proc)
+    assert result.code == 130, result
+    assert re.search(r"note: \d+ event\(s\) exported to ami:events at redis://", result.err)
+    assert ", 0 dropped" in result.err
+    entries = await stream(redis_server)
+    server = f"127.0.0.1:{pbx.port}"
+    assert {e.server for e in entries} == {server}
+    names = [e.event for e in entries]
+    assert names.index("Newchannel") < names.index("Hangup")
+
+
+async def _has_hangup(redis: Any) -> bool:
+    return any(f["event"] == "Hangup" for _, f in await redis.xrange(STREAM))
+
+
+async def eventually_async(condition: Callable[[], Any], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.01)
+
+
+async def test_cli_export_from_several_servers_tags_each_entry(
+    cli: Cli, redis_server: RedisServer
+) -> None:
+    async with FakeAsterisk(pbx=False) as a, FakeAsterisk(pbx=False) as b:
+        proc = await cli.start(
+            "export", "Seq", "--redis", redis_server.url, "--stream", "pbxs", "--duration", "30",
+            "--server", f"east=127.0.0.1:{a.port}", "--server", f"west=127.0.0.1:{b.port}",
+            "--server", f"gone=127.0.0.1:{free_port()}",
+            "--username", "admin", "--secret", "amp111", "-v",
+        )  # fmt: skip
+        await wait_stderr(proc, "connected to east, west")
+        for n in range(20):
+            await a.emit("Seq", N=str(n))
+            await b.emit("Seq", N=str(n))
+        redis = redis_server.client()
+        try:
+            await eventually_async(
+                lambda: _length(redis, "pbxs", 40), "every event is in the stream"
+            )
+        finally:
+            await redis.aclose()
+        proc.send_signal(signal.SIGINT)
+        result = await cli.finish(proc)
+    assert result.code == 130, result
+    redis = redis_server.client()
+    rows = [decode_entry(f) for _, f in await redis.xrange("pbxs")]
+    await redis.aclose()
+    for name in ("east", "west"):
+        assert [dict(e.headers)["N"] for e in rows if e.server == name] == [
+            str(n) for n in range(20)
+        ]
+
+
+async def _length(redis: Any, key: str, wanted: int) -> bool:
+    return int(await redis.xlen(key)) >= wanted
+
+
+async def test_cli_export_fails_early_without_redis_or_its_package(
+    cli: Cli, tmp_path: Path
+) -> None:
+    unreachable = await cli("export", "--fake", "--redis", f"redis://:pw@127.0.0.1:{free_port()}/0")
+    assert unreachable.code == 3, unreachable
+    assert "cannot reach Redis at redis://127.0.0.1:" in unreachable.err
+    assert "pw" not in unreachable.err
+    shadow = tmp_path / "shadow" / "redis"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named redis')\n")
+    pythonpath = os.pathsep.join([str(shadow.parent), cli.env["PYTHONPATH"]])
+    missing = await cli("export", "--fake", env={"PYTHONPATH": pythonpath})
+    assert missing.code == 2, missing
+    assert "pip install 'ami_async[redis]'" in missing.err
+    bad = await cli("export", "--fake", "--redis", "http://x", "--maxlen", "5")
+    assert bad.code == 2 and "--redis: expected redis://" in bad.err, bad
