@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "action",
     "command",
     "originate",
+    "calls",
     "decode",
     "agi-serve",
     "fake-pbx",

@@ -93,6 +93,8 @@ def runnable(argv: list[str]) -> list[str]:
     """`argv` made to end by itself against the test's PBX."""
     if argv[0] == "events" and "--duration" not in argv:
         return [*argv, *STOP_AFTER]
+    if argv[0] == "calls" and "--duration" not in argv and "--fake" not in argv:
+        return [*argv, *STOP_AFTER]  # with --fake it places calls of its own, and --count ends it
     if argv[0] == "fake-pbx":
         return [*argv, "--port", "0", *STOP_AFTER]
     return argv

@@ -27,6 +27,7 @@ from .events import TAIL_PING_INTERVAL, _ReconnectNote
 from .output import dumps, printable, valid_text
 
 if TYPE_CHECKING:  # imported when the command runs: `ami-async --help` stays quick
+    from ..client import Client
     from ..live import Call, CallerID, CallRecord, ChangeStream, Live
 
 #: `--live` on a terminal: redraw at least this often (durations move).
@@ -186,6 +187,8 @@ async def _calls(args: argparse.Namespace, settings: Settings) -> int:
         async with Live(ami) as live:
             log.info("connected; following calls (Ctrl-C to stop)")
             changes = live.changes()
+            # --fake: the embedded simulated PBX is idle; give it calls to show.
+            samples = asyncio.ensure_future(_sample_calls(ami)) if settings.fake else None
             try:
                 if args.live:
                     await _redraw(live, changes, args.duration, tty=_is_tty())
@@ -193,7 +196,27 @@ async def _calls(args: argparse.Namespace, settings: Settings) -> int:
                     await _tail(changes, args)
             finally:
                 changes.close()
+                if samples is not None:
+                    samples.cancel()
+                    await asyncio.gather(samples, return_exceptions=True)
     return EXIT_OK
+
+
+#: --fake places these calls on the simulated PBX's lab dialplan: one answered
+#: (100 answers and hangs up after 2 s), one busy (2003 dials 460, busy), one
+#: nobody answers (2001 dials 2002 for 3 s). They end in that order: busy, answered, no answer.
+SAMPLE_CALLS = (
+    ("100", '"Ada Lovelace" <5550001>'),
+    ("2003", '"Alan Turing" <5550002>'),
+    ("2001", "5550003"),
+)
+
+
+async def _sample_calls(ami: Client) -> None:
+    for exten, caller_id in SAMPLE_CALLS:
+        await ami.originate(
+            f"Local/{exten}@test", application="Wait", data="10", caller_id=caller_id, wait=False
+        )
 
 
 def _deadline(duration: float | None) -> float | None:
@@ -289,7 +312,8 @@ def add_calls(subparsers: Any) -> None:
         "call as it ends: end time, caller -> callee, disposition (ANSWERED, NO ANSWER,\n"
         "BUSY, FAILED, CONGESTION), duration, talk time (billsec) and hang-up cause;\n"
         "or one JSON object per line with --json. --live instead redraws the calls\n"
-        "up now (plain text, one table per change, when stdout is not a terminal).",
+        "up now (plain text, one table per change, when stdout is not a terminal).\n"
+        "With --fake, three sample calls are placed on the simulated PBX.",
         f"examples:\n  {PROG} calls\n  {PROG} calls --json >> calls.jsonl\n  {PROG} calls --live",
     )
     calls.add_argument("--json", action="store_true", help="one JSON object per finished call")
