@@ -230,3 +230,40 @@ async def test_warning_never_carries_header_values(
         await ami.send_action("QueueAdd", Queue="q", Penalty="s3cr3t-value", check=False)
     text = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert "QueueAdd" in text and "s3cr3t-value" not in text
+
+
+async def test_pattern_headers_take_a_mapping_or_a_numbered_list(
+    pbx: FakeAsterisk, ami: Client
+) -> None:
+    """``HeaderN``, ``Action-000000``, ``UnitAmount(0)`` stand for families of headers."""
+    pbx.script("UserEvent", {"Response": "Success"})
+    await ami.actions.user_event(user_event="Crm", header_n={"CallerID": "100", "Queue": "q"})
+    sent = next(m for m in pbx.actions if m.get("Action") == "UserEvent")
+    assert (sent["UserEvent"], sent["CallerID"], sent["Queue"]) == ("Crm", "100", "q")
+    assert sent.get("HeaderN") is None
+    pbx.script("UpdateConfig", {"Response": "Success"})
+    await ami.actions.update_config(
+        src_filename="a.conf",
+        dst_filename="a.conf",
+        action_000000=["NewCat", "Append"],
+        cat_000000=["sales", "sales"],
+        var_000000={"Var-000001": "strategy"},
+        value_000000={"Value-000001": "ringall"},
+    )
+    sent = next(m for m in pbx.actions if m.get("Action") == "UpdateConfig")
+    assert (sent["Action-000000"], sent["Action-000001"]) == ("NewCat", "Append")
+    assert (sent["Cat-000000"], sent["Cat-000001"]) == ("sales", "sales")
+    assert (sent["Var-000001"], sent["Value-000001"]) == ("strategy", "ringall")
+    assert sent.get("Var-000000") is None
+    pbx.script("AOCMessage", {"Response": "Success"})
+    await ami.actions.aoc_message(msg_type="D", channel="PJSIP/1-1", unit_amount_0=["5", "7"])
+    sent = next(m for m in pbx.actions if m.get("Action") == "AOCMessage")
+    assert (sent["UnitAmount(0)"], sent["UnitAmount(1)"]) == ("5", "7")
+    # A family header that clashes with a named one, or carries CR/LF, is refused.
+    with pytest.raises(InvalidActionError, match="given twice"):
+        await ami.actions.user_event(user_event="Crm", header_n={"userevent": "other"})
+    with pytest.raises(InvalidActionError):
+        await ami.actions.user_event(user_event="Crm", header_n={"X": "1\r\nAction: Logoff"})
+    with pytest.raises(InvalidActionError):
+        await ami.actions.user_event(user_event="Crm", header_n={"X\r\nAction": "Logoff"})
+    assert count(pbx, "UserEvent") == 1 and count(pbx, "Logoff") == 0

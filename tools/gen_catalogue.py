@@ -25,12 +25,13 @@ import json
 import keyword
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ami_async.catalogue._naming import argument, snake  # noqa: E402
+from ami_async.catalogue._naming import PATTERNED, argument, snake  # noqa: E402
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "catalogue"
 PACKAGE = ROOT / "ami_async" / "catalogue"
@@ -172,6 +173,12 @@ def action_method(versions: list[str], name: str, entry: dict[str, Any]) -> list
         complete = entry["list"][1]
         ending = f", ending with `{complete}`" if complete else ""
         doc += f"\n        Collected as an `EventList`{ending}."
+    patterned = [f"``{arg}``" for header, arg, _ in params if PATTERNED.search(header)]
+    if patterned:
+        text = f"Patterns for families of headers (see `Actions`): {', '.join(patterned)}."
+        doc += "\n" + textwrap.fill(
+            text, LINE, initial_indent=" " * 8, subsequent_indent=" " * 8, break_on_hyphens=False
+        )
     lines.append(doc + '\n        """')
     call = "_collect" if is_list else "_call"
     if not params:
@@ -208,6 +215,9 @@ def actions_module(data: dict[str, Any]) -> str:
         "    Keyword arguments are the action's headers in snake case (``MemberName`` ->",
         "    ``member_name``; a Python keyword or ``timeout`` gets a trailing ``_``: ``async_``,",
         "    ``timeout_``); the required ones are required, ``None`` leaves a header out.",
+        "    A header the documentation writes as a pattern (``UserEvent``'s ``HeaderN``,",
+        "    ``UpdateConfig``'s ``Action-000000``) also takes a ``{header: value}`` mapping",
+        '    (``header_n={"CallerID": "100"}``) or a list numbered from 0.',
         "    ``timeout`` (seconds) bounds the action as for `Client.send_action`. An",
         "    action the connected server's version does not document raises",
         "    `InvalidActionError` before anything is sent.",

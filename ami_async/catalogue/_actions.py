@@ -20,6 +20,9 @@ class Actions(ActionCaller):
     Keyword arguments are the action's headers in snake case (``MemberName`` ->
     ``member_name``; a Python keyword or ``timeout`` gets a trailing ``_``: ``async_``,
     ``timeout_``); the required ones are required, ``None`` leaves a header out.
+    A header the documentation writes as a pattern (``UserEvent``'s ``HeaderN``,
+    ``UpdateConfig``'s ``Action-000000``) also takes a ``{header: value}`` mapping
+    (``header_n={"CallerID": "100"}``) or a list numbered from 0.
     ``timeout`` (seconds) bounds the action as for `Client.send_action`. An
     action the connected server's version does not document raises
     `InvalidActionError` before anything is sent.
@@ -78,6 +81,7 @@ class Actions(ActionCaller):
         """`AOCMessage`.
 
         Privilege `aoc,all`; Asterisk 13.38-22.11.
+        Patterns for families of headers (see `Actions`): ``unit_amount_0``, ``unit_type_0``.
         """
         return await self._call(
             "AOCMessage",
@@ -3070,6 +3074,8 @@ class Actions(ActionCaller):
         """`UpdateConfig`.
 
         Privilege `config,all`; Asterisk 13.38-22.11.
+        Patterns for families of headers (see `Actions`): ``action_000000``, ``cat_000000``,
+        ``var_000000``, ``value_000000``, ``match_000000``, ``line_000000``, ``options_000000``.
         """
         return await self._call(
             "UpdateConfig",
@@ -3100,6 +3106,7 @@ class Actions(ActionCaller):
         """`UserEvent`.
 
         Privilege `user,all`; Asterisk 13.38-22.11.
+        Patterns for families of headers (see `Actions`): ``header_n``.
         """
         return await self._call(
             "UserEvent",

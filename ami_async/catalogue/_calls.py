@@ -16,6 +16,7 @@ from ..dispatch import EventList
 from ..errors import ActionTimeoutError, InvalidActionError
 from ..message import Response
 from ..protocol import HeaderValue
+from ._naming import PATTERNED
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -67,7 +68,14 @@ class ActionCaller:
                     f"{name}: the server (Asterisk {shown}) does not have this action: "
                     f"Asterisk documents it in {', '.join(info.versions)}"
                 )
-        fields = {key: value for key, value in headers.items() if value is not None}
+        fields: dict[str, HeaderValue] = {}
+        for key, value in headers.items():
+            if value is None:
+                continue
+            if isinstance(value, (Mapping, list, tuple)) and PATTERNED.search(key):
+                _expand(name, key, value, headers, fields)
+            else:
+                fields[key] = value
         return fields, budget
 
     async def _call(
@@ -85,3 +93,32 @@ class ActionCaller:
         info = action(name)
         complete = info.complete_event if info is not None else None
         return await self._client._collect(name, fields, timeout=budget, complete_event=complete)
+
+
+def _expand(
+    name: str,
+    pattern: str,
+    value: HeaderValue,
+    given: Mapping[str, HeaderValue | None],
+    fields: dict[str, HeaderValue],
+) -> None:
+    """The headers of a family the documentation writes as one pattern (``HeaderN``,
+    ``Action-000000``, ``UnitAmount(0)``): a mapping gives them by name, a list numbers
+    them from 0 (``Action-000000``, ``Action-000001``, ...)."""
+    pairs: list[tuple[str, HeaderValue]]
+    if isinstance(value, Mapping):
+        pairs = [(str(key), item) for key, item in value.items()]
+    elif isinstance(value, (list, tuple)) and pattern.endswith("-000000"):
+        pairs = [(f"{pattern[:-6]}{index:06d}", item) for index, item in enumerate(value)]
+    elif isinstance(value, (list, tuple)) and pattern.endswith("(0)"):
+        pairs = [(f"{pattern[:-3]}({index})", item) for index, item in enumerate(value)]
+    else:  # HeaderN with a list: repeated, as any header
+        fields[pattern] = value
+        return
+    taken = {key.lower() for key, item in given.items() if item is not None and key != pattern}
+    taken |= {key.lower() for key in fields}
+    for key, item in pairs:
+        if key.lower() in taken:
+            raise InvalidActionError(f"{name}: header {key!r} given twice")
+        taken.add(key.lower())
+        fields[key] = item

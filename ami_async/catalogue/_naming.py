@@ -10,10 +10,16 @@ import keyword
 import re
 from typing import Final
 
-__all__ = ["argument", "snake"]
+__all__ = ["PATTERNED", "argument", "snake"]
 
 #: Names the generic rule would split badly.
 SPECIAL: Final = {"DAHDIDNDon": "dahdi_dnd_on", "DAHDIDNDoff": "dahdi_dnd_off"}
+
+#: A header the documentation writes as a pattern for a family of headers
+#: (``UserEvent``'s ``HeaderN``, ``UpdateConfig``'s ``Action-000000``, ``AOCMessage``'s
+#: ``UnitAmount(0)``): its argument also takes a ``{header: value}`` mapping, or a list
+#: numbered from 0.
+PATTERNED: Final = re.compile(r"-0{6}$|\(0\)$|^HeaderN$")
 
 #: Keyword arguments the coroutines keep for themselves.
 RESERVED: Final = frozenset({"timeout", "self"})
