@@ -267,3 +267,20 @@ async def test_pattern_headers_take_a_mapping_or_a_numbered_list(
     with pytest.raises(InvalidActionError):
         await ami.actions.user_event(user_event="Crm", header_n={"X\r\nAction": "Logoff"})
     assert count(pbx, "UserEvent") == 1 and count(pbx, "Logoff") == 0
+
+
+async def test_warnings_stop_after_many_distinct_names(
+    ami: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names are the caller's: what the check remembers about them is bounded."""
+    from ami_async.catalogue import _validate
+
+    monkeypatch.setattr(_validate, "CACHE_MAX", 3)
+    with caplog.at_level(logging.WARNING, logger="ami_async"):
+        for index in range(6):
+            for _ in range(2):
+                await ami.send_action(f"NoSuch{index}", check=False)
+    found = [r.getMessage() for r in caplog.records if "NoSuch" in r.getMessage()]
+    assert len(found) == 3, found
+    assert "no more such warnings" in found[-1]
+    assert len(ami._action_warned) == 3 and len(ami._action_checks) <= 3

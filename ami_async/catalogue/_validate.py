@@ -25,7 +25,8 @@ __all__ = ["check_action"]
 
 logger = logging.getLogger("ami_async")
 
-#: Past this many distinct names the cache stops growing (names are the caller's).
+#: Past this many distinct names the cache stops growing, and past this many warned
+#: names nothing more is logged (names are the caller's).
 CACHE_MAX: Final = 1024
 
 
@@ -75,10 +76,13 @@ def _check(
         problem = f"{name}: missing required header(s) {', '.join(missing)}"
     if client.strict:
         raise InvalidActionError(problem)
-    if name.lower() not in client._action_warned:
-        client._action_warned.add(name.lower())
+    warned = client._action_warned
+    if name.lower() not in warned and len(warned) < CACHE_MAX:
+        warned.add(name.lower())
+        more = "; no more such warnings" if len(warned) == CACHE_MAX else ""
         logger.warning(
-            "%s (sent anyway; strict=True refuses it)",
+            "%s (sent anyway; strict=True refuses it%s)",
             problem,
+            more,
             extra={"ami_host": f"{client.host}:{client.port}", "ami_action": name},
         )
