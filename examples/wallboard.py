@@ -300,80 +300,33 @@ def create_app(
 
 #: --fake: seconds between two demo calls.
 DEMO_STEP = 2.0
-#: The demo's conference. The simulated PBX has no ConfBridge application, so
-#: the demo places a call to an extension that answers and waits, and sends the
-#: ConfbridgeJoin/ConfbridgeLeave events Asterisk would send for it
-#: (conference_three in the captures).
-DEMO_CONFERENCE = "1234"
-DEMO_CONFERENCE_EXTEN = "390"
 #: (extension of [test], caller ID): a dialled call that is answered, a caller
-#: that Bob answers in queue sales, one waiting in support (Alice is paused), a
-#: call nobody answers, a busy line, two conference guests.
+#: that Bob answers in queue sales, two in conference 1234 (300), one waiting
+#: in support (Alice is paused), a call nobody answers, a busy line.
 DEMO_CALLS = (
     ("2010", '"Alice Martin" <4155550101>'),
     ("410", '"Bruno Costa" <4155550102>'),
-    (DEMO_CONFERENCE_EXTEN, '"Chen Wei" <4155550103>'),
+    ("300", '"Chen Wei" <4155550103>'),
     ("400", '"Dana Smith" <4155550104>'),
     ("2012", '"Emil Novak" <4155550105>'),
-    (DEMO_CONFERENCE_EXTEN, '"Farah Khan" <4155550106>'),
+    ("300", '"Farah Khan" <4155550106>'),
     ("2001", '"Gita Rao" <4155550107>'),
     ("2003", '"Hugo Blanc" <4155550108>'),
 )
 
 
-async def conference_guest(pbx: FakeAsterisk, client: Client, caller_id: str) -> None:
-    """One demo conference participant: joins, stays 20 s, leaves."""
-    placed = await client.originate(
-        f"Local/{DEMO_CONFERENCE_EXTEN}@test", application="Wait", data="30", caller_id=caller_id
-    )
-    if not placed.success or placed.uniqueid is None or placed.channel is None:
-        return
-    name, _, number = caller_id.partition(" <")
-    fields = {
-        "Privilege": "call,all",
-        "Conference": DEMO_CONFERENCE,
-        "Channel": placed.channel,
-        "CallerIDNum": number.rstrip(">"),
-        "CallerIDName": name.strip('"'),
-        "Uniqueid": placed.uniqueid,
-        "Linkedid": placed.uniqueid,
-        "Admin": "No",
-        "Muted": "No",
-    }
-    await pbx.emit("ConfbridgeJoin", fields)
-    try:
-        await asyncio.sleep(20)
-    finally:
-        await pbx.emit("ConfbridgeLeave", fields)
-        with contextlib.suppress(AMIError):
-            await client.hangup(placed.channel)
-
-
-async def demo_calls(
-    pbx: FakeAsterisk, client: Client, calls: Iterable[tuple[str, str]] = DEMO_CALLS
-) -> None:
+async def demo_calls(client: Client, calls: Iterable[tuple[str, str]] = DEMO_CALLS) -> None:
     """Place the demo calls one by one, again and again (until cancelled)."""
-    guests: set[asyncio.Task[None]] = set()
-    try:
-        for exten, caller_id in itertools.cycle(calls):
-            if exten == DEMO_CONFERENCE_EXTEN:
-                guest = asyncio.ensure_future(conference_guest(pbx, client, caller_id))
-                guests.add(guest)
-                guest.add_done_callback(guests.discard)
-            else:
-                with contextlib.suppress(AMIError):
-                    await client.originate(
-                        f"Local/{exten}@test",
-                        application="Wait",
-                        data="25",
-                        caller_id=caller_id,
-                        wait=False,
-                    )
-            await asyncio.sleep(DEMO_STEP)
-    finally:
-        for guest in tuple(guests):
-            guest.cancel()
-        await asyncio.gather(*guests, return_exceptions=True)
+    for exten, caller_id in itertools.cycle(calls):
+        with contextlib.suppress(AMIError):
+            await client.originate(
+                f"Local/{exten}@test",
+                application="Wait",
+                data="25",
+                caller_id=caller_id,
+                wait=False,
+            )
+        await asyncio.sleep(DEMO_STEP)
 
 
 @contextlib.asynccontextmanager
@@ -382,8 +335,6 @@ async def fake_pbx() -> AsyncIterator[FakeAsterisk]:
     from ami_async.testing import FakeAsterisk
 
     async with FakeAsterisk() as pbx:
-        pbx.pbx.add_extension("test", DEMO_CONFERENCE_EXTEN, "Answer")
-        pbx.pbx.add_extension("test", DEMO_CONFERENCE_EXTEN, "Wait", "60")
         yield pbx
 
 
@@ -392,7 +343,7 @@ async def demo(pbx: FakeAsterisk) -> AsyncIterator[None]:
     """Demo calls on `pbx` for as long as the block."""
     username, secret = next(iter(pbx.users.items()))
     async with Client(pbx.host, pbx.port, username=username, secret=secret) as caller:
-        task = asyncio.ensure_future(demo_calls(pbx, caller))
+        task = asyncio.ensure_future(demo_calls(caller))
         try:
             yield
         finally:

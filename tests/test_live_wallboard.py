@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "wallboard.py"
 WAIT = 15.0  # the bound on every wait in this file
 #: Set AMI_WALLBOARD_SHOTS=DIR to keep the screenshots (docs/img/wallboard.png is one of
-#: `python examples/wallboard.py --fake`, 20 s in: see docs/live.md).
+#: `python examples/wallboard.py --fake`, 15 s in: see docs/live.md).
 SHOTS = os.environ.get("AMI_WALLBOARD_SHOTS")
 
 
@@ -244,59 +244,48 @@ async def test_wallboard_in_chromium_shows_queue_callers_and_members(
         assert await page.evaluate("document.getElementById('total-waiting').textContent") == "0"
 
 
+PARTICIPANTS = '[data-conference="1234"] [data-participant]'
+
+
 @needs_chromium
 async def test_wallboard_in_chromium_shows_conference_participants_join_and_leave(
     wallboard: ModuleType, pbx: FakeAsterisk
 ) -> None:
-    # The simulated PBX has no ConfBridge: a real call to an extension that
-    # answers and waits, and the ConfbridgeJoin/Leave Asterisk sends for it
-    # (their headers as in conference_three.ami).
-    pbx.pbx.add_extension("test", "390", "Answer")
-    pbx.pbx.add_extension("test", "390", "Wait", "600")
     app = wallboard.create_app(lambda: client_for(pbx), keepalive=1.0)
     async with serve(app) as url, client_for(pbx) as caller, _chromium.open_page() as page:
+        live = app[wallboard.LIVE]
         await page.navigate(url)
         await page.wait_for("document.body.getAttribute('data-updates')", "its first board", WAIT)
         assert "No conferences" in await page.evaluate(row_text("#conferences-body"))
-        placed = await caller.originate(
-            "Local/390@test", application="Wait", data="600", caller_id='"Ada" <5550005>'
-        )
-        assert placed.success and placed.uniqueid and placed.channel
-        fields = {
-            "Privilege": "call,all",
-            "Conference": "1234",
-            "BridgeUniqueid": "be1800c2-843e-4c45-a7ea-48307a56aaf2",
-            "BridgeType": "base",
-            "BridgeTechnology": "softmix",
-            "BridgeCreator": "ConfBridge",
-            "BridgeName": "1234",
-            "BridgeNumChannels": "1",
-            "Channel": placed.channel,
-            "CallerIDNum": "5550005",
-            "CallerIDName": "Ada",
-            "Uniqueid": placed.uniqueid,
-            "Linkedid": placed.uniqueid,
-            "Admin": "No",
-            "Muted": "No",
-        }
-        conference = {k: v for k, v in fields.items() if k.startswith(("Bridge", "Conf", "Priv"))}
-        await pbx.emit("ConfbridgeStart", conference)
-        await pbx.emit("ConfbridgeJoin", fields)
+        # 300 answers and runs ConfBridge(1234): two callers meet there.
+        for caller_id in ('"Ada" <5550005>', '"Grace" <5550006>'):
+            await caller.originate(
+                "Local/300@test", application="Wait", data="600", caller_id=caller_id
+            )
         text = await page.wait_for(
-            row_text("[data-conference='1234'] [data-participant]"), "the participant", WAIT
+            f"(t => t.includes('Ada') && t.includes('Grace') && t)({row_text(PARTICIPANTS)})",
+            "both participants",
+            WAIT,
         )
-        assert "Ada" in text
+        assert "unknown" not in text
+        assert await page.evaluate("document.getElementById('total-conf').textContent") == "2"
+        assert (await page.evaluate(row_text("#calls-body tr[data-call]"))).count("conference") == 2
+
+        [ada] = calls_with_caller(live, "5550005")
+        await hang_up_call(caller, live, ada)
+        await page.wait_for(
+            f"!({row_text('[data-conference] [data-participant]')}).includes('Ada')",
+            "Ada leaving the conference",
+            WAIT,
+        )
         assert await page.evaluate("document.getElementById('total-conf').textContent") == "1"
-        assert "conference" in await page.evaluate(row_text("#calls-body tr[data-call]"))
-        await pbx.emit("ConfbridgeLeave", fields)
-        await pbx.emit("ConfbridgeEnd", conference)
+        [grace] = calls_with_caller(live, "5550006")
+        await hang_up_call(caller, live, grace)
         await page.wait_for(
-            "!document.querySelector('[data-conference]')", "the conference leaving", WAIT
+            "!document.querySelector('[data-conference]')", "the conference ending", WAIT
         )
-        assert await page.evaluate("document.getElementById('total-conf').textContent") == "0"
-        await caller.hangup(placed.channel)
         await page.wait_for(
-            "!document.querySelector('#calls-body tr[data-call]')", "the call leaving", WAIT
+            "!document.querySelector('#calls-body tr[data-call]')", "the calls leaving", WAIT
         )
         assert not page.console, page.console
 
