@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the catalogue's folder")
     ap.add_argument("--check", action="store_true", help="compare, write nothing; 1 if stale")
     args = ap.parse_args(argv)
+    if not (args.source / "ami-catalogue.json").is_file():
+        print(f"no ami-catalogue.json in {args.source} (give --source)", file=sys.stderr)
+        return 2
     stale = []
     for path, text in outputs(args.source).items():
         old = path.read_text(encoding="utf-8") if path.exists() else None
