@@ -38,6 +38,7 @@ import ami_async
 from ami_async import Client
 from ami_async.live import (
     CallParked,
+    CallTransferred,
     CallUnparked,
     Change,
     ChangeStream,
@@ -254,6 +255,119 @@ async def test_flow_blind_transfer_like_the_capture(fake: FakeAsterisk, wire: Wi
     assert (event["Context"], event["Extension"], event["IsExternal"]) == ("test", "2012", "Yes")
     # B and C are one call with A's: every channel keeps Linkedid blind-1.
     assert {m["Linkedid"] for m in got if m.get("Event") == "Newchannel"} == {"blind-1"}
+
+
+async def attended_transfer(wire: Wire, fake: FakeAsterisk) -> tuple[SimChannel, SimChannel]:
+    """The recorder's attended_transfer: 2014 (A, with FEATUREMAP(atxfer)=*2) dials 2011 (B)
+    with option T; Atxfer of A's leg to 2015 (C: Answer, Wait(6), Hangup()); once C talks, the
+    Hangup action on A's leg completes the transfer. A's leg and B's leg.
+    """
+    await originate(wire, "2014", "30", "atxfer")
+    await wire.event("BridgeEnter", Uniqueid="atxfer-2")
+    transferer = fake.pbx.find_channel("atxfer-2")
+    assert transferer is not None
+    (transferee,) = transferer.bridge_peers
+    await wire.event("Newexten", Channel=transferee.name[:-1] + "2", Application="Wait")
+    response = await wire.ask("Atxfer", Channel=transferer.name, Exten="2015", Context="test")
+    assert response["Message"] == "Atxfer successfully queued"
+    target = await wire.event("Newexten", Exten="2015", Application="Wait")
+    response = await wire.ask("Hangup", Channel=transferer.name)
+    assert response["Message"] == "Channel Hungup"
+    await wire.event("Hangup", Channel=target["Channel"])
+    await wire.settle(fake.pbx)
+    return transferer, transferee
+
+
+async def test_flow_attended_transfer_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    start = await warm_up(wire, fake)
+    _, transferee = await attended_transfer(wire, fake)
+    got = wire.messages[start:]
+    assert_like_capture(got, "attended_transfer")
+    digits = [m["Digit"] for m in got if m.get("Event") == "DTMFEnd"]
+    assert digits == ["*", "2", "2", "0", "1", "5"]
+    (event,) = [m for m in got if m.get("Event") == "AttendedTransfer"]
+    assert (event["Result"], event["OrigTransfererUniqueid"]) == ("Success", "atxfer-2")
+    assert event["TransfereeChannel"] == transferee.name
+    assert event["TransferTargetChannel"].startswith("Local/2015@test-")
+    (merge,) = [m for m in got if m.get("Event") == "BridgeMerge"]
+    assert merge["ToBridgeUniqueid"] == event["OrigBridgeUniqueid"] == event["DestBridgeUniqueid"]
+    assert merge["FromBridgeUniqueid"] == event["SecondBridgeUniqueid"]
+    # One call all along: every channel keeps Linkedid atxfer-1.
+    assert {m["Linkedid"] for m in got if m.get("Event") == "Newchannel"} == {"atxfer-1"}
+
+
+async def test_live_follows_an_attended_transfer(fake: FakeAsterisk, wire: Wire) -> None:
+    async with following(fake) as (client, live, stream):
+        await attended_transfer(wire, fake)
+        changes = await caught_up(client, stream)
+        assert_empty_at_the_end(live)
+    (record,) = live.history
+    assert record.linkedid == "atxfer-1"
+    assert [t.kind for t in record.transfers] == ["attended"]
+    assert record.disposition == "ANSWERED"
+    assert len(record.channels) == 6
+    assert [c.call.linkedid for c in changes if isinstance(c, CallTransferred)] == ["atxfer-1"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "No channel specified"),
+        ({"Channel": "Local/2014@test-00000000;2"}, "No extension specified"),
+        ({"Channel": "Local/nope-00000000;2", "Exten": "2015"}, "Channel specified does not exist"),
+    ],
+)
+async def test_atxfer_errors(wire: Wire, headers: dict[str, str], message: str) -> None:
+    response = await wire.ask("Atxfer", **headers)
+    assert (response["Response"], response["Message"]) == ("Error", message)
+
+
+async def test_atxfer_without_a_feature_code(fake: FakeAsterisk, wire: Wire) -> None:
+    """2010 sets no FEATUREMAP(atxfer) and the lab's features.conf has none."""
+    await originate(wire, "2010", "30", "nocode")
+    await wire.event("BridgeEnter", Uniqueid="nocode-2")
+    channel = fake.pbx.find_channel("nocode-2")
+    assert channel is not None
+    response = await wire.ask("Atxfer", Channel=channel.name, Exten="2015")
+    assert (response["Response"], response["Message"]) == (
+        "Error",
+        "No attended transfer feature code found",
+    )
+    await wire.ask("Hangup", Channel=channel.name)
+    await wire.settle(fake.pbx)
+
+
+async def test_atxfer_target_hangs_up_first(fake: FakeAsterisk, wire: Wire) -> None:
+    """The target ends the consultation: the transferer is back with the transferee."""
+    fake.pbx.dialplan.set("test", "2016", "Answer()", "Wait(1)", "Hangup()")
+    await originate(wire, "2014", "30", "back")
+    await wire.event("BridgeEnter", Uniqueid="back-2")
+    transferer = fake.pbx.find_channel("back-2")
+    assert transferer is not None
+    (transferee,) = transferer.bridge_peers
+    original = transferer.bridge_id
+    await wire.ask("Atxfer", Channel=transferer.name, Exten="2016", Context="test")
+    target = await wire.event("Newexten", Exten="2016", Application="Hangup")
+    await wire.event("Hangup", Channel=target["Channel"])
+    await wire.event("Unhold", Uniqueid="back-2")
+    assert transferer.bridge_id == original
+    assert transferer.bridge_peers == [transferee]
+    assert not [m for m in wire.messages if m.get("Event") == "AttendedTransfer"]
+    await wire.ask("Hangup", Channel=transferer.name)
+    await wire.settle(fake.pbx)
+
+
+async def test_atxfer_to_a_missing_extension_keeps_the_call(fake: FakeAsterisk, wire: Wire) -> None:
+    await originate(wire, "2014", "30", "nowhere")
+    await wire.event("BridgeEnter", Uniqueid="nowhere-2")
+    transferer = fake.pbx.find_channel("nowhere-2")
+    assert transferer is not None
+    (transferee,) = transferer.bridge_peers
+    await wire.ask("Atxfer", Channel=transferer.name, Exten="9999", Context="test")
+    await wire.event("Unhold", Uniqueid="nowhere-2")
+    assert transferer.bridge_peers == [transferee]
+    await wire.ask("Hangup", Channel=transferer.name)
+    await wire.settle(fake.pbx)
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,7 @@ def _uptime_text(seconds: int) -> str:
 # the fake handles (an action listed here must have a handler: test_testing_actions.py).
 _LISTED: Final = (
     ("AGI", "Add an AGI command to execute by Async AGI.", "agi,all"),
+    ("Atxfer", "Attended transfer.", "call,all"),
     ("BlindTransfer", "Blind transfer channel(s) to the given destination", "call,all"),
     ("Bridge", "Bridge two channels already in the PBX.", "call,all"),
     ("Challenge", "Generate Challenge for MD5 Auth.", "<none>"),

@@ -238,10 +238,6 @@ class SimPBX(_PbxLocal):
 
     # -- actions on channels -----------------------------------------------------------
 
-    def hangup(self, channel: SimChannel, cause: int = NORMAL_CLEARING) -> None:
-        """Hang a channel up (the Hangup action: no (Soft)HangupRequest for it, status.bin)."""
-        self._hangup_pair(channel, cause if cause > 0 else channel.hangupcause)
-
     def soft_hangup(self, channel: SimChannel) -> None:
         """``channel request hangup``: SoftHangupRequest, then the channel hangs up."""
         self._channel_event("SoftHangupRequest", channel, ("Cause", str(NORMAL_CLEARING)))
@@ -268,6 +264,10 @@ class SimPBX(_PbxLocal):
 
     def set_variable(self, channel: SimChannel | None, name: str, value: str) -> None:
         """Setvar: a channel variable (VarSet with the channel) or a global (Channel: none)."""
+        if re.fullmatch(r"FEATUREMAP\(.*\)", name, re.IGNORECASE):
+            if channel is not None:  # a feature code: no VarSet (attended_transfer.bin)
+                channel.variables[name] = value
+            return
         database = re.fullmatch(r"DB\((.+)\)", name)
         if database is not None:
             self.astdb["/" + database.group(1).strip("/")] = value

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..message import Message
 from ._actions import _ActionsBase
+from ._pbx_model import SimChannel
 from ._pbx_transfer import TransferError
 from ._session import FakeSession
 from ._wire import _header, with_action_id
@@ -22,6 +23,7 @@ class _FlowActions(_ActionsBase):
         self.actions.update(
             {
                 "blindtransfer": self.blindtransfer,
+                "atxfer": self.atxfer,
                 "bridge": self.bridge,
                 "park": self.park,
                 "parkedcalls": self.parkedcalls,
@@ -30,19 +32,27 @@ class _FlowActions(_ActionsBase):
             }
         )
 
-    async def blindtransfer(self, session: FakeSession, action: Message) -> None:
-        """manager.c action_blind_transfer: its checks and texts, then the transfer."""
+    async def _transferer(self, session: FakeSession, action: Message) -> SimChannel | None:
+        """The checks BlindTransfer and Atxfer share (manager.c): the channel, or None once
+        the error is answered."""
         name, exten = _header(action, "Channel"), _header(action, "Exten")
         if not name:
             await self.error(session, action, "No channel specified")
-            return
+            return None
         if not exten:
             await self.error(session, action, "No extension specified")
-            return
+            return None
         channel = self.find(name)
         if channel is None:
             await self.error(session, action, "Channel specified does not exist")
+        return channel
+
+    async def blindtransfer(self, session: FakeSession, action: Message) -> None:
+        """manager.c action_blind_transfer: its checks and texts, then the transfer."""
+        channel = await self._transferer(session, action)
+        if channel is None:
             return
+        exten = _header(action, "Exten")
         context = _header(action, "Context") or channel.context
         try:
             self.server.pbx.check_blind_transfer(channel, context, exten)
@@ -165,3 +175,16 @@ class _FlowActions(_ActionsBase):
             *items,
             self.list_complete(action, "ConfbridgeListComplete", len(items)),
         )
+
+    async def atxfer(self, session: FakeSession, action: Message) -> None:
+        """manager.c action_atxfer: its checks and texts, then the DTMF it queues."""
+        channel = await self._transferer(session, action)
+        if channel is None:
+            return
+        exten = _header(action, "Exten")
+        pbx = self.server.pbx
+        if not pbx.atxfer_code(channel):
+            await self.error(session, action, "No attended transfer feature code found")
+            return
+        await self.ok(session, action, "Atxfer successfully queued")
+        pbx.attended_transfer(channel, _header(action, "Context"), exten)

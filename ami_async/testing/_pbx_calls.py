@@ -94,6 +94,10 @@ class _PbxCalls(_PbxState):
             ("AppData", channel.data),
             privilege="dialplan,all",
         )
+        if channel._pending_callerid and channel.pbx:
+            # A caller id its Local peer passed on shows once it goes on (attended_transfer.bin).
+            channel._pending_callerid = False
+            self._channel_event("NewCallerid", channel, _PRESENTATION)
 
     def _set_state(self, channel: SimChannel, state: int, *, cel: bool = True) -> None:
         channel.state = state

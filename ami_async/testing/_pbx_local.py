@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from ._pbx_conf import _PbxConf
+from ._pbx_atxfer import _PbxAtxfer
 from ._pbx_model import NORMAL_CLEARING, SimChannel, _Bridge
 
 
-class _PbxLocal(_PbxConf):
+class _PbxLocal(_PbxAtxfer):
     def _bridged(self, bridge: _Bridge) -> None:
         """A two-party bridge is complete: a Local half in it may optimize away, soon."""
         self._spawn(self._optimize_soon(bridge))
