@@ -71,10 +71,11 @@ class _FastLink:
             elif isinstance(item, Answer):
                 while self._waiting and self._waiting[0].done():
                     self._waiting.popleft()
-                if self._waiting:
-                    self._waiting.popleft().set_result(item)
-                else:
-                    logger.warning("AGI %s: an answer nobody asked for: %r", session.channel, item)
+                if not self._waiting:
+                    # Asterisk answers only what it was asked: the peer is out of step (or
+                    # hostile); ending here also keeps a flood of them out of the log.
+                    raise ProtocolError("an AGI answer nobody asked for", item.text.encode())
+                self._waiting.popleft().set_result(item)
 
     async def _read(self, rest: bytes) -> None:
         error: AGIError = AGIHangupError("Asterisk closed the FastAGI connection")
