@@ -20,6 +20,7 @@ from ami_async import (
     InvalidActionError,
     catalogue,
 )
+from ami_async.catalogue._naming import argument
 from ami_async.protocol import HeaderValue
 from ami_async.testing import FakeAsterisk
 
@@ -284,3 +285,36 @@ async def test_warnings_stop_after_many_distinct_names(
     assert len(found) == 3, found
     assert "no more such warnings" in found[-1]
     assert len(ami._action_warned) == 3 and len(ami._action_checks) <= 3
+
+
+@pytest.mark.parametrize(
+    ("ami_version", "version"), [("9.0.0", "20.20.1"), ("11.0.0", "22.11.0-rc1")]
+)
+async def test_every_list_action_ends_on_the_catalogues_completion(
+    ami_version: str, version: str
+) -> None:
+    """Every list coroutine of the server's version, against a server that marks no list:
+    only the catalogue's completion event can end it."""
+    listed = [
+        info
+        for info in (catalogue.action(n, version) for n in catalogue.action_names(version))
+        if info is not None and info.is_list and not info.conditional_list
+    ]
+    assert len(listed) > 40
+    async with FakeAsterisk(version=ami_version) as server:
+        for info in listed:
+            assert info.complete_event is not None, info.name
+            server.script(
+                info.name,
+                {"Response": "Success", "Message": "will follow"},
+                {"Event": info.item_events[0] if info.item_events else "Item", "N": "1"},
+                {"Event": info.complete_event, "ListItems": "1"},
+            )
+        async with client_for(server) as client:
+            for info in listed:
+                args = {argument(p.name): "x" for p in info.parameters if p.required}
+                got = await getattr(client.actions, info.method)(**args, timeout=5)
+                assert isinstance(got, EventList), info.name
+                assert got.complete is not None, info.name
+                assert got.complete.name == info.complete_event, info.name
+                assert [item["N"] for item in got] == ["1"], info.name
