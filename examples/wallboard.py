@@ -56,6 +56,9 @@ STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
 PAGE = Path(__file__).with_name("wallboard.html")
 #: Seconds between keepalive comments on an idle stream.
 SSE_KEEPALIVE = 15.0
+#: Seconds between two looks at what no change reports: the link to Asterisk
+#: lost (the page then says "resyncing"), the browser gone.
+STATUS_POLL = 1.0
 #: Changes a slow browser may fall behind by before it is simply sent the whole board again.
 SSE_QUEUE_SIZE = 1000
 #: Ended calls shown under "Recently ended".
@@ -224,24 +227,34 @@ def events_handler(keepalive: float) -> Callable[[web.Request], Any]:
         # Follow the changes before taking the first board: a change that lands
         # in between is then sent again rather than missed.
         changes = live.changes(maxsize=SSE_QUEUE_SIZE)
+        loop = asyncio.get_running_loop()
         try:
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
+            synced = live.synced
             await response.write(sse(board(live), "state"))
+            written = loop.time()
             while True:
                 try:
-                    await changes.get(timeout=keepalive)
+                    await changes.get(timeout=STATUS_POLL)
                 except TimeoutError:
-                    # Writing is how a vanished browser is noticed (aiohttp does not
-                    # cancel the handler), and it keeps proxies from closing the stream.
-                    await response.write(b": keepalive\n\n")
-                    continue
+                    if request.transport is None or request.transport.is_closing():
+                        break  # the browser went away (aiohttp does not cancel the handler)
+                    if live.synced == synced and loop.time() - written < keepalive:
+                        continue
+                    if live.synced == synced:  # keeps proxies from closing a quiet stream
+                        await response.write(b": keepalive\n\n")
+                        written = loop.time()
+                        continue
+                    # The link to Asterisk went down (or came back): no change says so.
                 except SubscriptionOverflowError:
                     pass  # some were lost: the board sent next is whole anyway
                 except AMIError:
                     break  # the client closed or gave up
                 _drain(changes)  # one board for a burst of changes
+                synced = live.synced
                 await response.write(sse(board(live), "state"))
+                written = loop.time()
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the browser went away, or the server is shutting down
         finally:

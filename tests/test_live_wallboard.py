@@ -336,3 +336,45 @@ async def test_wallboard_streams_the_board_at_once_and_after_changes(
         async with http.get(url) as answer:
             assert answer.headers["Content-Type"].startswith("text/html")
             assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+
+
+async def test_wallboard_streams_end_when_their_browsers_go(
+    wallboard: ModuleType, pbx: FakeAsterisk
+) -> None:
+    app = wallboard.create_app(lambda: client_for(pbx), keepalive=60.0)
+    async with serve(app) as url:
+        for _ in range(3):  # many browsers come and go, again and again
+            async with ClientSession() as http:
+                streams = [await http.get(url + "events") for _ in range(20)]
+                for stream in streams:
+                    await read_state(stream.content)
+                assert len(app[wallboard.STREAMS]) == 20
+                for stream in streams:
+                    stream.close()
+            # No change and no keepalive is due: the handlers notice by themselves.
+            await eventually(lambda: not app[wallboard.STREAMS], "every stream ended")
+
+
+async def test_wallboard_says_resyncing_while_asterisk_restarts(
+    wallboard: ModuleType, pbx: FakeAsterisk
+) -> None:
+    pbx.pbx.add_extension("test", "7000", "Answer")
+    pbx.pbx.add_extension("test", "7000", "Wait", "600")
+    app = wallboard.create_app(lambda: client_for(pbx), keepalive=60.0)
+    async with serve(app) as url, client_for(pbx) as caller, ClientSession() as http:
+        async with http.get(url + "events") as stream:
+            assert (await read_state(stream.content))["synced"] is True
+            await caller.originate("Local/7000@test", application="Wait", data="600")
+            while not (await read_state(stream.content))["calls"]:
+                pass
+            restart = asyncio.ensure_future(pbx.restart(down=1.5))
+            boards = []
+            while not boards or boards[-1]["synced"] is False or len(boards) < 2:
+                boards.append(await read_state(stream.content))
+            await restart
+            # The link went down (the page says so), then the model resynced; the
+            # call Asterisk ended on its way down is gone.
+            assert any(b["synced"] is False for b in boards)
+            assert boards[-1]["synced"] is True and boards[-1]["calls"] == []
+        async with http.get(url + "health") as answer:
+            assert answer.status == 200
