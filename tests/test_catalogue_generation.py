@@ -40,12 +40,12 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (root / "docs").mkdir()
     shutil.copy(ROOT / "docs" / "catalogue.md", root / "docs" / "catalogue.md")
+    assert run_check(root, "--source", str(SOURCE)).returncode == 0  # as committed: current
     return root
 
 
 @pytest.mark.parametrize("generated", GENERATED)
 def test_check_fails_when_a_generated_file_is_edited(copy: Path, generated: str) -> None:
-    assert run_check(copy, "--source", str(SOURCE)).returncode == 0
     path = copy / generated
     original = path.read_bytes()
     try:
