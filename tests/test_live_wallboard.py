@@ -68,11 +68,11 @@ def client_for(pbx: FakeAsterisk) -> Client:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """`app` on 127.0.0.1, a free port; yields its base URL."""
+async def serve(app: web.Application, port: int = 0) -> AsyncIterator[str]:
+    """`app` on 127.0.0.1 and `port` (0: a free one); yields its base URL."""
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
         host, port = runner.addresses[0][:2]
@@ -242,6 +242,37 @@ async def test_wallboard_in_chromium_shows_queue_callers_and_members(
             WAIT,
         )
         assert await page.evaluate("document.getElementById('total-waiting').textContent") == "0"
+
+
+STATUS = "document.getElementById('status').textContent"
+
+
+@needs_chromium
+async def test_wallboard_page_recovers_when_the_service_restarts(
+    wallboard: ModuleType, pbx: FakeAsterisk
+) -> None:
+    async with client_for(pbx) as caller, _chromium.open_page() as page:
+        async with serve(wallboard.create_app(lambda: client_for(pbx))) as url:
+            await page.navigate(url)
+            await page.wait_for(f"{STATUS} === 'live'", "the page live", WAIT)
+        await page.wait_for(f"{STATUS} === 'reconnecting'", "the page noticing", WAIT)
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        async with serve(wallboard.create_app(lambda: client_for(pbx)), port):
+            # The browser reconnects by itself (retry: 3000) and gets the whole board.
+            await page.wait_for(f"{STATUS} === 'live'", "the page live again", WAIT)
+            await caller.originate(
+                "Local/2010@test",
+                application="Wait",
+                data="600",
+                caller_id='"Ada" <5550007>',
+                wait=False,
+            )
+            await page.wait_for(
+                f"({row_text('#calls-body tr[data-call]')}).includes('5550007')",
+                "a new call on the page",
+                WAIT,
+            )
+        assert not page.console, page.console
 
 
 PARTICIPANTS = '[data-conference="1234"] [data-participant]'
