@@ -297,7 +297,7 @@ def _shape(calls: Sequence[Call]) -> list[tuple[str, ...]]:
 
 def _width() -> int:
     try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 100  # 0: size unknown
     except (AttributeError, ValueError, OSError):
         return 100
 
