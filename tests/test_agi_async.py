@@ -440,3 +440,27 @@ async def test_cancelled_commands_leave_the_session_usable() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
         assert await agi.get_variable("CHANNEL", timeout=5) == agi.channel
+
+
+async def test_close_cancels_stuck_handlers_and_is_bounded() -> None:
+    replay = Replay("asterisk-22", "async_agi_full")
+    release, entered = asyncio.Event(), asyncio.Event()
+    cancelled: list[str] = []
+
+    async def stubborn(agi: AGISession) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(agi.channel)
+            await release.wait()  # swallows the cancellation: close() does not wait for it
+
+    async with replay.client() as client:
+        sessions = AsyncAGI(client, stubborn, action_timeout=0.2)
+        async with sessions:
+            await originate(client, "asyncfull")
+            await asyncio.wait_for(entered.wait(), 5)
+            await asyncio.wait_for(sessions.close(timeout=0.05), 5)
+        assert cancelled and replay.commands() == ["ASYNCAGI BREAK"]
+        release.set()
+        await asyncio.sleep(0)

@@ -177,26 +177,35 @@ class AsyncAGI:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop taking sessions; handlers get ``timeout`` s, then open sessions get
-        ``ASYNCAGI BREAK`` (their calls go on in the dialplan)."""
+        ``ASYNCAGI BREAK`` (their calls go on in the dialplan), all at once and within
+        the action timeout; the hooks on the client are removed."""
         if self._closed:
             return
         self._closed = True
         self._incoming.put_nowait(None)
-        if self._tasks:
-            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late)
-        for link in list(self._links.values()):
-            if link.session is not None:
-                await link.session.close()
-        if self._router is not None:
-            self._router.cancel()
-            await asyncio.wait((self._router,))
-        self.client.remove_disconnect_hook(self._on_disconnect)
-        self.client.remove_connect_hook(self._on_connect)
-        self._incoming.put_nowait(None)  # iteration ends even if start() never ran
+        try:
+            if self._tasks:
+                _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+                for task in late:
+                    task.cancel()
+                if late:  # each closes its session (one BREAK) on the way out
+                    await asyncio.wait(late, timeout=self.action_timeout)
+            closing = [
+                asyncio.ensure_future(link.session.close())
+                for link in list(self._links.values())
+                if link.session is not None
+            ]
+            if closing:
+                _, stuck = await asyncio.wait(closing, timeout=self.action_timeout)
+                for task in stuck:
+                    task.cancel()
+        finally:
+            if self._router is not None:
+                self._router.cancel()
+                await asyncio.wait((self._router,))
+            self.client.remove_disconnect_hook(self._on_disconnect)
+            self.client.remove_connect_hook(self._on_connect)
+            self._incoming.put_nowait(None)  # iteration ends even if start() never ran
 
     async def __aenter__(self) -> AsyncAGI:
         self.start()

@@ -235,7 +235,9 @@ class AGIServer:
                 task.cancel()
             if late:
                 logger.warning("FastAGI: %d sessions cancelled at close", len(late))
-                await asyncio.wait(late)
+                # Each closes its socket on the way out (bounded by linger); a handler
+                # that swallows the cancellation is not waited for beyond that.
+                await asyncio.wait(late, timeout=2 * self.linger + 1.0)
 
     async def __aenter__(self) -> AGIServer:
         return self
