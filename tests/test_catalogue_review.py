@@ -318,3 +318,32 @@ async def test_every_list_action_ends_on_the_catalogues_completion(
                 assert got.complete is not None, info.name
                 assert got.complete.name == info.complete_event, info.name
                 assert [item["N"] for item in got] == ["1"], info.name
+
+
+async def test_actions_check_required_headers_as_send_action_does(
+    pbx: FakeAsterisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A required header given as None is left out: strict=True refuses it, the default
+    warns once per name and sends."""
+    async with client_for(pbx, strict=True) as client:
+        with pytest.raises(InvalidActionError, match=r"QueueAdd: missing required.*Interface"):
+            await client.actions.queue_add(queue="sales", interface=None)  # type: ignore[arg-type]
+    assert count(pbx, "QueueAdd") == 0
+    pbx.script("QueueAdd", {"Response": "Error", "Message": "Unable to add interface"})
+    with caplog.at_level(logging.WARNING, logger="ami_async"):
+        async with client_for(pbx) as client:
+            for _ in range(2):
+                with pytest.raises(ActionError):
+                    await client.actions.queue_add(queue="s", interface=None)  # type: ignore[arg-type]
+    warned = [r.getMessage() for r in caplog.records if "QueueAdd" in r.getMessage()]
+    assert len(warned) == 1 and "Interface" in warned[0]
+    assert count(pbx, "QueueAdd") == 2
+
+
+async def test_a_header_required_only_in_the_servers_version_is_checked() -> None:
+    """AOCMessage needs Channel on 13 (not on 22, whose signature the coroutine has)."""
+    server = FakeAsterisk(command_format="legacy", version="2.10.4")
+    async with server, client_for(server, strict=True) as client:
+        with pytest.raises(InvalidActionError, match=r"AOCMessage: missing required.*Channel"):
+            await client.actions.aoc_message(msg_type="D")
+    assert count(server, "AOCMessage") == 0

@@ -17,6 +17,7 @@ from ..errors import ActionTimeoutError, InvalidActionError
 from ..message import Response
 from ..protocol import HeaderValue
 from ._naming import PATTERNED
+from ._validate import check_action
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -76,6 +77,9 @@ class ActionCaller:
                 _expand(name, key, value, headers, fields)
             else:
                 fields[key] = value
+        # As for send_action: a required header left out (None, or required only in the
+        # server's version) is a WARNING once per name, or with strict=True refused.
+        check_action(client, name, fields)
         return fields, budget
 
     async def _call(
