@@ -6,9 +6,10 @@ flight that was a visible part of each action's cost. Here the actions wait in
 deadline order in a queue (the usual case: one timeout for all, so every new
 deadline is the latest) or, for a deadline earlier than the last one queued, in
 a heap; one loop timer is armed for the earliest. An answered action is not
-removed at once: its entry is dropped when it reaches the head, or when the
-entries outnumber twice what is still waiting (so memory stays proportional to
-the actions in flight, at a constant cost per action).
+removed at once: its entry is dropped when it reaches the head (one per new
+entry), or when the entries of the queue (or of the heap) outnumber twice what
+is still waiting there (so memory stays proportional to the actions in flight,
+at a constant cost per action).
 """
 
 from __future__ import annotations
@@ -76,12 +77,16 @@ class Deadlines:
         queue = self._queue
         if not queue or queue[-1].deadline <= deadline:
             queue.append(pending)
-            while queue[0].future.done():  # answered: the new one (not done) stops it
+            # One answered entry off the head per new one: in the usual order
+            # (answers as they were asked) the queue holds what is in flight.
+            if queue[0].future.done():
                 queue.popleft()
+            if len(queue) > self._limit:
+                self._sweep()
         else:
             heapq.heappush(self._heap, (deadline, next(self._seq), pending))
-        if len(queue) + len(self._heap) > self._limit:
-            self._sweep()
+            if len(self._heap) > self._limit:
+                self._sweep()
         if deadline < self._armed:
             self._arm(deadline)
 
@@ -101,7 +106,7 @@ class Deadlines:
         heap = [entry for entry in self._heap if not entry[2].future.done()]
         heapq.heapify(heap)
         self._heap = heap
-        self._limit = max(_MIN_SWEEP, 2 * (len(self._queue) + len(heap)))
+        self._limit = max(_MIN_SWEEP, 2 * len(self._queue), 2 * len(heap))
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:

@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
-from typing import Any
+from typing import Any, Final
 
 from ._action_sessions import ActionSessions
 from ._deadlines import Deadlines
@@ -23,11 +23,38 @@ from .connection import AMIProtocol
 from .dispatch import Dispatcher, EventList, Pending
 from .errors import ActionTimeoutError, ConnectionLostError, InvalidActionError
 from .message import Event, Response
-from .protocol import HeaderValue, encode_with_id
+from .protocol import ACTION_HEADS, HeaderValue, encode_with_id
 
 __all__ = ["SenderMixin"]
 
 logger = logging.getLogger("ami_async")
+
+
+#: A headerless action's headers.
+_NO_HEADERS: Final[dict[str, HeaderValue]] = {}
+
+# How `_send` routes an action, by its name as given (cached: a lower() and two
+# set look-ups less per action).
+_PLAIN: Final = 0
+_BLOCKS: Final = 1  # always blocks the session (BLOCKING_ACTIONS)
+_ORIGINATE: Final = 2  # blocks unless Async
+_LOGOFF: Final = 3
+_ROUTES: dict[str, int] = {}
+
+
+def _route(name: object) -> int:
+    low = name.lower() if isinstance(name, str) else ""  # not a str: the encoder refuses it
+    if low in BLOCKING_ACTIONS:
+        route = _BLOCKS
+    elif low == "originate":
+        route = _ORIGINATE
+    elif low == "logoff":
+        route = _LOGOFF
+    else:
+        route = _PLAIN
+    if type(name) is str and len(_ROUTES) < 1024:
+        _ROUTES[name] = route
+    return route
 
 
 class SenderMixin:
@@ -45,6 +72,7 @@ class SenderMixin:
     _watch: Keepalive
     _deadlines: Deadlines
     _sessions: ActionSessions | None
+    _action_checks: dict[str, tuple[str, ...] | str]
 
     def _raise_if_done(self) -> None:  # pragma: no cover - Client defines it
         raise NotImplementedError
@@ -63,42 +91,57 @@ class SenderMixin:
         protocol: AMIProtocol | None,
         name: str,
         headers: Mapping[str, HeaderValue],
+        check: bool = True,
         *,
-        check: bool,
         is_list: bool = False,
         complete_event: str | None = None,
         follow: str | None = None,
         streaming: bool = False,
     ) -> tuple[Pending, bytes, AMIProtocol]:
-        action_id: str | None = None
+        """Encode the action and enter it in the pending table (not yet written).
+
+        Bad input (`InvalidActionError`, a duplicate ActionID) and a link that
+        is down (`ConnectionLostError`) raise before anything is registered.
+        """
         if headers:
             fields = dict(headers)
+            action_id = None
             for key in [k for k in fields if len(k) == 8 and k.lower() == "actionid"]:
                 value = fields.pop(key)
                 if not isinstance(value, str) or not value:
                     raise InvalidActionError("ActionID must be a non-empty string")
                 action_id = value
+            if action_id is None:
+                action_id = f"{self._id_prefix}-{next(self._counter)}"
+                data = encode_with_id(name, action_id, fields, True)
+            else:  # the caller's: checked like any header
+                data = encode_with_id(name, action_id, fields)
         else:
-            fields = {}
-        if action_id is None:
             action_id = f"{self._id_prefix}-{next(self._counter)}"
-        # Encoding first: bad input is refused before anything is registered or written.
-        data = encode_with_id(name, action_id, fields)
+            head = ACTION_HEADS.get(name) if type(name) is str else None
+            if head is not None:  # a valid name, seen before: no check left to make
+                data = f"{head}{action_id}\r\n\r\n".encode("utf-8", "surrogateescape")
+            else:
+                data = encode_with_id(name, action_id, _NO_HEADERS, True)
+        # Encoded first: bad input is refused before anything is registered or written.
         if protocol is None or protocol.closed:
             self._raise_if_done()
             raise ConnectionLostError(f"{name}: not connected to {self.host}:{self.port}")
-        if complete_event is None and is_list:
-            complete_event = self.list_completions.get(name.lower())
-        pending = Pending(
-            protocol._loop,
-            name,
-            action_id,
-            check=check,
-            is_list=is_list,
-            complete_name=complete_event,
-            follow=follow,
-            streaming=streaming,
-        )
+        if is_list or follow is not None or streaming:
+            if complete_event is None and is_list:
+                complete_event = self.list_completions.get(name.lower())
+            pending = Pending(
+                protocol._loop,
+                name,
+                action_id,
+                check,
+                is_list=is_list,
+                complete_name=complete_event,
+                follow=follow,
+                streaming=streaming,
+            )
+        else:
+            pending = Pending(protocol._loop, name, action_id, check)
         dispatcher = self._dispatcher
         table = dispatcher.pending
         if (
@@ -140,10 +183,16 @@ class SenderMixin:
             protocol.write(data, len(self._dispatcher.pending) > 1)
             return await future
         finally:
-            if self._dispatcher.pending.get(pending.action_id) is pending:
-                self._dispatcher.discard(pending)
-            if not future.done():
-                future.cancel()  # wakes a keepalive waiting on it
+            # Answered, failed or timed out, it has already left the table.
+            if not future.done() or future.cancelled():
+                self._abandon(pending)
+
+    def _abandon(self, pending: Pending) -> None:
+        """The caller is gone before the answer (cancelled, or the write failed)."""
+        if self._dispatcher.pending.get(pending.action_id) is pending:
+            self._dispatcher.discard(pending)
+        if not pending.future.done():
+            pending.future.cancel()  # wakes a keepalive waiting on it
 
     async def _drain(self, protocol: AMIProtocol, pending: Pending) -> None:
         """Wait while writing is paused, unless the action's deadline (or the link) ends first."""
@@ -272,7 +321,11 @@ class SenderMixin:
         ``Command``, ``Reload``, ``ModuleLoad``, ``QueueReload``, ``QueueReset``,
         ``WaitEvent`` and an ``Originate`` without ``Async`` block.
         """
-        check_action(self, name, headers)  # the catalogue: name, required headers, strict=
+        # The catalogue check (name, required headers, strict=), by what it found for
+        # this name before: nothing to check (no required header) costs one look-up.
+        need = self._action_checks.get(name) if type(name) is str else None
+        if need is None or need:
+            check_action(self, name, headers)
         return await self._send(name, headers, timeout=timeout, check=check, blocking=blocking)
 
     def _send(
@@ -290,19 +343,36 @@ class SenderMixin:
         less on every action). Bad arguments raise at the call.
         """
         budget = self.action_timeout if timeout is None else seconds("timeout", timeout)
-        low = name.lower() if type(name) is str else ""  # not a str: the encoder refuses it
+        route = _ROUTES.get(name) if type(name) is str else None
+        if route is None:
+            route = _route(name)
+        if route or blocking:  # blocking, logoff, or an Originate: decided below
+            return self._send_routed(name, headers, budget, check, blocking, route)
+        pending, data, protocol = self._prepare(
+            self._protocol if self._ready else None, name, headers, check
+        )
+        return self._run(pending, data, protocol, budget)
+
+    def _send_routed(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue],
+        budget: float,
+        check: bool,
+        blocking: bool | None,
+        route: int,
+    ) -> Coroutine[Any, Any, Response]:
+        """`_send` for an action that may block the session, or Logoff."""
         if blocking is None:
-            blocking = low in BLOCKING_ACTIONS or (
-                low == "originate" and blocks_session(name, headers)
-            )
-        if blocking and self._sessions is not None and low != "logoff":
+            blocking = route == _BLOCKS or (route == _ORIGINATE and blocks_session(name, headers))
+        if blocking and self._sessions is not None and route != _LOGOFF:
             session = self._sessions.pick()
             if session is not None:  # none up: the main session runs it
                 return session._send(name, headers, timeout=budget, check=check, blocking=True)
         pending, data, protocol = self._prepare(
-            self._protocol if self._ready else None, name, headers, check=check
+            self._protocol if self._ready else None, name, headers, check
         )
-        if low == "logoff":
+        if route == _LOGOFF:
             return self._logoff(pending, data, protocol, budget, blocking)
         return self._run(pending, data, protocol, budget, blocking)
 

@@ -82,38 +82,57 @@ class EventList:
         return f"<EventList items={len(self.items)} complete={done!r}>"
 
 
-class Pending:
-    """One action waiting for its answer (and maybe list items or a follow-up event)."""
+#: The items of an action that is not a list (nothing is ever added).
+_NO_ITEMS: Final[collections.deque[Event]] = collections.deque(maxlen=0)
 
-    __slots__ = (
-        "action",
-        "action_id",
-        "check",
-        "complete",
-        "complete_name",
-        "deadline",
-        "follow",
-        "follow_event",
-        "future",
-        "is_list",
-        "items",
-        "kept",
-        "list_open",
-        "maybe_list",
-        "response",
-        "stream_waiter",
-        "streaming",
-        "timeout",
-        "wants_events",
-    )
+
+class Pending:
+    """One action waiting for its answer (and maybe list items or a follow-up event).
+
+    No ``__slots__``: what a plain action does not use stays a class default,
+    so building one sets four attributes, not nineteen (it is built per action).
+    """
+
+    #: Resolved with the Response (single actions), or once the whole list /
+    #: the follow-up event is in.
+    future: asyncio.Future[Response]
+    action: str
+    action_id: str
+    check: bool = True
+    is_list: bool = False
+    complete_name: str | None = None
+    follow: str | None = None
+    streaming: bool = False
+    response: Response | None = None
+    #: Cancelled by its caller but kept in flight (a blocking action Asterisk
+    #: is still running): a new action with its ActionID replaces it.
+    kept: bool = False
+    items: collections.deque[Event] = _NO_ITEMS
+    complete: Event | None = None
+    follow_event: Event | None = None
+    list_open: bool = False
+    stream_waiter: asyncio.Future[None] | None = None
+    #: Its timeout (seconds) and deadline (``loop.time()``), set when it is sent.
+    timeout: float = 0.0
+    deadline: float = 0.0
+    #: Events may follow that are matched by ActionID: nothing may be skipped
+    #: unparsed meanwhile. A known list action asked with send_action() counts
+    #: too: its items are not broadcast, and its end must be seen.
+    wants_events: bool = False
+    #: Any other action that may answer with a list (one the client does not
+    #: know): a read that may hold its answer and its end is parsed in full.
+    maybe_list: bool = False
+    #: One answer and nothing else (no list, no follow-up event, no stream):
+    #: a success answer ends it at once.
+    plain: bool = True
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         action: str,
         action_id: str,
-        *,
         check: bool = True,
+        *,
         is_list: bool = False,
         complete_name: str | None = None,
         follow: str | None = None,
@@ -121,37 +140,32 @@ class Pending:
     ) -> None:
         self.action = action
         self.action_id = action_id
-        self.check = check
-        self.is_list = is_list
-        self.complete_name = complete_name.lower() if complete_name else None
-        self.follow = follow.lower() if follow else None
-        self.streaming = streaming
-        # Resolved with the Response (single actions), or once the whole list /
-        # the follow-up event is in.
         # (asyncio.Future directly: loop.create_future() is one more call, for the same object)
-        self.future: asyncio.Future[Response] = asyncio.Future(loop=loop)
-        self.response: Response | None = None
-        #: Cancelled by its caller but kept in flight (a blocking action Asterisk
-        #: is still running): a new action with its ActionID replaces it.
-        self.kept = False
-        self.items: collections.deque[Event] = collections.deque() if is_list else _NO_ITEMS
-        self.complete: Event | None = None
-        self.follow_event: Event | None = None
-        self.list_open = False
-        self.stream_waiter: asyncio.Future[None] | None = None
-        #: Its timeout (seconds) and deadline (``loop.time()``), set when it is sent.
-        self.timeout = 0.0
-        self.deadline = 0.0
-        # Events may follow that are matched by ActionID: nothing may be skipped
-        # unparsed meanwhile. A known list action asked with send_action() counts
-        # too: its items are not broadcast, and its end must be seen.
+        self.future = asyncio.Future(loop=loop)
+        if not check:
+            self.check = False
         kind = _KINDS.get(action)
         if kind is None:
             kind = _kind(action)
-        self.wants_events = is_list or follow is not None or kind is _KNOWN_LIST
-        # Any other action that may answer with a list (one the client does not
-        # know): a read that may hold its answer and its end is parsed in full.
-        self.maybe_list = not self.wants_events and kind is _MAYBE_LIST
+        if streaming:
+            self.streaming = True
+            self.plain = False
+        if is_list or follow is not None:
+            if is_list:
+                self.is_list = True
+                self.items = collections.deque()
+            if complete_name:
+                self.complete_name = complete_name.lower()
+            if follow is not None:
+                self.follow = follow.lower()
+            self.wants_events = True
+            self.plain = False
+        elif kind is _KNOWN_LIST:
+            self.wants_events = True
+            self.plain = False
+        elif kind is _MAYBE_LIST:
+            self.maybe_list = True
+            self.plain = False
 
     def _wake(self) -> None:
         waiter = self.stream_waiter
@@ -173,8 +187,6 @@ class Pending:
             self._wake()
 
 
-_NO_ITEMS: Final[collections.deque[Event]] = collections.deque(maxlen=0)
-
 # What an action's name says of its answer (a list the client knows, one
 # answer, or maybe a list), cached by the name as given: two set look-ups and a
 # lower() less per action.
@@ -195,16 +207,6 @@ def _kind(action: str) -> str:
     if len(_KINDS) < 1024:
         _KINDS[action] = kind
     return kind
-
-
-def _peek_action_id(text: str) -> str | None:
-    """``ActionID`` of a frame's text when written as Asterisk does (else ``None``)."""
-    pos = text.find("\nActionID: ")
-    if pos < 0:
-        return None
-    end = text.find("\n", pos + 11)
-    value = text[pos + 11 : end] if end >= 0 else text[pos + 11 :]
-    return value[:-1] if value[-1:] == "\r" else value
 
 
 class _Matcher:
@@ -499,11 +501,13 @@ class Dispatcher:
     def feed(self, messages: list[Message]) -> None:
         """Route every message of one read, in wire order."""
         for msg in messages:
-            if isinstance(msg, Event):
+            # type() first: Message is a Mapping, and an isinstance() that fails
+            # on an ABC goes through ABCMeta.__instancecheck__ (a Python call).
+            if type(msg) is Event or (type(msg) is not Response and isinstance(msg, Event)):
                 if (self._event_waiters or self._abandoned) and self._event_for_action(msg):
                     continue
                 self.broadcast(msg)
-            elif isinstance(msg, Response):
+            elif type(msg) is Response or isinstance(msg, Response):
                 self._response(msg)
             else:
                 logger.warning("dropping a message with neither Event nor Response: %r", msg)
@@ -532,7 +536,15 @@ class Dispatcher:
 
     def _response(self, msg: Response) -> None:
         text = msg._text
-        action_id = _peek_action_id(text) if text is not None else None
+        action_id = None
+        if text is not None:
+            # ActionID as Asterisk writes it, read without a parse.
+            pos = text.find("\nActionID: ")
+            if pos >= 0:
+                end = text.find("\n", pos + 11)
+                action_id = text[pos + 11 : end] if end >= 0 else text[pos + 11 :]
+                if action_id[-1:] == "\r":
+                    action_id = action_id[:-1]
         if action_id is None:
             action_id = msg.action_id
         pending = self.pending.get(action_id) if action_id is not None else None
@@ -553,9 +565,17 @@ class Dispatcher:
             return
         pending.response = msg
         # Most answers are a plain success, written so by Asterisk: no parse for them.
-        failed = (
-            not (text is not None and text.startswith("Response: Success\r\n")) and not msg.success
-        )
+        if text is not None and text.startswith("Response: Success\r\n"):
+            if pending.plain and "EventList" not in text:
+                # What discard() and finish() do for a plain action.
+                del self.pending[pending.action_id]
+                future = pending.future
+                if not future.done():
+                    future.set_result(msg)
+                return
+            failed = False
+        else:
+            failed = not msg.success
         if failed and (pending.check or pending.is_list):
             self.discard(pending)
             pending.fail(ActionError(msg, pending.action))

@@ -184,7 +184,8 @@ class Parser:
         elif start:
             del buf[:start]
             self._scan = max(0, self._scan - start)
-        self._check_size()
+        if len(self._buf) > self._max:
+            self._check_size()
         return out
 
     def _check_size(self) -> None:
@@ -287,7 +288,10 @@ def _build(content: bytes | bytearray) -> Message:
         if name[-1:] == "\r":
             name = name[:-1]
         return new_event(text, name)
-    if text.startswith("Response: ") and "\nevent:" not in text.lower():
+    if text.startswith("Response: ") and (
+        # No line starts with an e: no Event header (the usual answer, no lower() copy).
+        ("\ne" not in text and "\nE" not in text) or "\nevent:" not in text.lower()
+    ):
         return new_response(text)
     headers, bare = split_lines(text)
     return make_message(headers, bare_lines=bare)
@@ -360,31 +364,73 @@ def encode_action(
     return _encode_checked(name, items) if data is None else data
 
 
-def encode_with_id(name: str, action_id: str, headers: dict[str, HeaderValue]) -> bytes:
+def encode_with_id(
+    name: str, action_id: str, headers: dict[str, HeaderValue], trusted: bool = False
+) -> bytes:
     """`encode_action` of ``name``, ``ActionID: action_id`` and then ``headers``.
 
-    The client's path: no list of pairs to build, and the same checks (an
-    action without headers is one string, checked once).
+    The client's path: no list of pairs to build, the same checks. The name is
+    checked once (its first two lines are cached by name); an action without
+    headers is then one string, checked once. ``trusted``: the ActionID is the
+    client's own (hex digits, ``-`` and a counter), which needs no check.
     """
-    if type(name) is str and type(action_id) is str and ":" not in name and name.strip():
+    try:
+        head = _HEADS.get(name)
+    except TypeError:  # not hashable: not a name (the checking encoder says so)
+        head = None
+    if head is None:
+        head = _head(name)
+    if head is not None and type(action_id) is str:
         if not headers:
-            text = f"Action: {name}\r\nActionID: {action_id}\r\n\r\n"
-            if text.count("\n") == 3 and text.count("\r") == 3 and "\x00" not in text:
+            text = f"{head}{action_id}\r\n\r\n"
+            if trusted or (text.count("\n") == 3 and text.count("\r") == 3 and "\x00" not in text):
                 try:
                     return text.encode("utf-8", "surrogateescape")
                 except UnicodeEncodeError:
                     pass  # a lone surrogate: the checking encoder raises, outside this handler
         else:
-            parts = [f"Action: {name}\r\n", f"ActionID: {action_id}\r\n"]
-            data = _encode_fast(parts, headers.items())
+            # The first part holds two lines (Action, ActionID).
+            data = _encode_fast([f"{head}{action_id}\r\n"], headers.items(), 1)
             if data is not None:
                 return data
     return _encode_checked(name, [("ActionID", action_id), *headers.items()])
 
 
-def _encode_fast(parts: list[str], items: Iterable[tuple[str, HeaderValue]]) -> bytes | None:
-    """The frame of ``parts`` (each one line) and the usual str/int ``items``; ``None`` for
-    anything else, or anything wrong, which the checking encoder then explains.
+#: Action name -> ``"Action: <name>\r\nActionID: "``, for the names found valid
+#: (the client reads it directly for a headerless action with its own ActionID).
+ACTION_HEADS: dict[str, str] = {}
+_HEADS = ACTION_HEADS
+#: Past this many distinct names the cache stops growing (names are the caller's).
+_HEADS_MAX: Final = 1024
+
+
+def _head(name: object) -> str | None:
+    """The cached start of an action named ``name``, or ``None`` if the name is not valid."""
+    if (
+        type(name) is not str
+        or not name.strip()
+        or ":" in name
+        or "\r" in name
+        or "\n" in name
+        or "\x00" in name
+    ):
+        return None
+    head = f"Action: {name}\r\nActionID: "
+    try:
+        head.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return None
+    if len(_HEADS) < _HEADS_MAX:
+        _HEADS[name] = head
+    return head
+
+
+def _encode_fast(
+    parts: list[str], items: Iterable[tuple[str, HeaderValue]], extra: int = 0
+) -> bytes | None:
+    """The frame of ``parts`` (each one line, but ``extra`` more lines in all) and the
+    usual str/int ``items``; ``None`` for anything else, or anything wrong, which the
+    checking encoder then explains.
 
     Built first, then checked once: every line must end in exactly one CRLF, no NUL.
     """
@@ -403,7 +449,7 @@ def _encode_fast(parts: list[str], items: Iterable[tuple[str, HeaderValue]]) -> 
             return None
     parts.append("\r\n")
     text = "".join(parts)
-    lines = len(parts)
+    lines = len(parts) + extra
     if text.count("\n") != lines or text.count("\r") != lines or "\x00" in text:
         return None
     try:
