@@ -264,14 +264,18 @@ async def test_fastagi_garbage_and_unknown_commands_get_510() -> None:
                 pass  # the environment
             writer.write(b"\x00\xffnot a command\nFOOBAR\nSTREAM FILE\nNOOP\n")
             received.append(await reader.readuntil(b"200 result=0\n"))
+            writer.write(b"NOOP " + b"x" * 100_000)  # then a line longer than any buffer
+            await writer.drain()
+            received.append(await reader.read())
             writer.close()
 
         server = await asyncio.start_server(peer, "127.0.0.1", 0)
         fake.pbx.agi.fastagi_port = server.sockets[0].getsockname()[1]
         async with server:
             await originate(client, "723")
-            assert await (await fake.pbx.agi.next_run()).wait() == "SUCCESS"
+            assert await (await fake.pbx.agi.next_run()).wait() == "FAILURE"
             await fake.pbx.wait_idle()
+    assert received[1] == b""  # the simulated Asterisk hung up on it
     answers = received[0].decode().split("\n")
     assert answers[:2] == ["510 Invalid or unknown command"] * 2
     assert answers[2].startswith("520-") and "520 End of proper usage." in answers

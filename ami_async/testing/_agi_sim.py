@@ -296,7 +296,8 @@ class SimAGI:
             with contextlib.suppress(OSError):
                 await writer.drain()
             self._finish(run, "HANGUP" if run.hungup.is_set() else "SUCCESS")
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:  # ValueError: a line
+            # over the StreamReader's limit (Asterisk's own buffer is 2 KiB)
             logger.info("simulated AGI: the FastAGI connection of %s ended: %s", run.channel, exc)
             self._finish(run, "HANGUP" if run.hungup.is_set() else "FAILURE")
         finally:
