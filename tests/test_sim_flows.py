@@ -564,6 +564,28 @@ async def test_live_snapshot_shows_a_call_parked_before_it_started(
         assert_empty_at_the_end(live)
 
 
+async def test_flow_park_app_like_the_capture(fake: FakeAsterisk, wire: Wire) -> None:
+    """900 answers and runs Park(): the call parks itself; ParkedCalls and Parkinglots list
+    it (parking.bin ends there, with the call still parked)."""
+    start = wire.mark()
+    response = await wire.ask(
+        "Originate", Channel="Local/900@test", Application="Wait", Data="10", Async="true"
+    )
+    assert response["Message"] == "Originate successfully queued"
+    parked = await wire.event("ParkedCall")
+    await wire.event("CEL", EventName="BRIDGE_ENTER", Channel=parked["ParkeeChannel"])
+    await wire.collect("ParkedCalls")
+    _, lots = await wire.collect("Parkinglots")
+    assert [(m["Name"], m["StartSpace"], m["StopSpace"], m["Timeout"]) for m in lots] == [
+        ("default", "7001", "7020", "20")
+    ]
+    got = wire.messages[start:]
+    mine, theirs = flow_streams(got), flow_streams(recording("parking"))
+    assert mine == theirs
+    await wire.ask("Hangup", Channel=parked["ParkeeChannel"])
+    await wire.settle(fake.pbx)
+
+
 async def test_hangup_mid_park_gives_up_and_keeps_the_lot(fake: FakeAsterisk, wire: Wire) -> None:
     """A parked channel hung up: ParkedCallGiveUp, music stops, the lot's bridge stays."""
     await originate(wire, "2010", "30", "giveup")

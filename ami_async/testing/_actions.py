@@ -85,6 +85,7 @@ _LISTED: Final = (
     ("Originate", "Originate a call.", "originate,all"),
     ("Park", "Park a channel.", "call,all"),
     ("ParkedCalls", "List parked calls.", "call,all"),
+    ("Parkinglots", "Get a list of parking lots", "call,all"),
     ("Ping", "Keepalive command.", "<none>"),
     ("QueueStatus", "Show queue status.", "<none>"),
     ("QueueSummary", "Show queue summary.", "<none>"),

@@ -27,6 +27,7 @@ class _FlowActions(_ActionsBase):
                 "bridge": self.bridge,
                 "park": self.park,
                 "parkedcalls": self.parkedcalls,
+                "parkinglots": self.parkinglots,
                 "confbridgelistrooms": self.confbridgelistrooms,
                 "confbridgelist": self.confbridgelist,
             }
@@ -129,6 +130,17 @@ class _FlowActions(_ActionsBase):
             self.list_complete(
                 action, "ParkedCallsComplete", len(items), ("Total", str(len(items)))
             ),
+        )
+
+    async def parkinglots(self, session: FakeSession, action: Message) -> None:
+        """Parkinglots: a Parkinglot item per lot (parking.bin)."""
+        pbx = self.server._sim
+        found = pbx.parking_lot_items() if pbx is not None else []
+        items = [with_action_id(action, item) for item in found]
+        await session.send(
+            self.list_start(action, "Parking lots will follow"),
+            *items,
+            self.list_complete(action, "ParkinglotsComplete", len(items)),
         )
 
     async def confbridgelistrooms(self, session: FakeSession, action: Message) -> None:

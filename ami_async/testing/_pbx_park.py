@@ -16,6 +16,8 @@ from ._pbx_transfer import TransferError
 if TYPE_CHECKING:
     from ._pbx import SimPBX
 
+_ANNOUNCEMENT_SECONDS = 2.5
+
 
 @dataclass(eq=False)
 class ParkedCall:
@@ -154,10 +156,34 @@ class _PbxPark(_PbxBridge):
             now = self.now()
             channel._cdr = _Cdr(now, answer=now if channel.state == UP else None)
         channel._cdr.last_app, channel._cdr.last_data = "Park", f"{one.name}:{space}"
-        call._stop_music.append(_music_on_hold(cast("SimPBX", self), channel, "default"))
+        if take_out:
+            call._stop_music.append(_music_on_hold(cast("SimPBX", self), channel, "default"))
+        else:
+            self._spawn(self._announce_then_music(call))
         call._timer = self._spawn(self._park_timeout(call))
         self._settle()
         return space
+
+    async def _announce_then_music(self, call: ParkedCall) -> None:
+        """Park() first tells the caller its space; the music comes after (parking.bin
+        shows none in the second after the park; the announcement's length is a guess)."""
+        await self.sleep(_ANNOUNCEMENT_SECONDS)
+        one = self.parking_lots.get(call.lot)
+        if call.channel.alive and one is not None and one.calls.get(call.space) is call:
+            call._stop_music.append(_music_on_hold(cast("SimPBX", self), call.channel, "default"))
+
+    def parking_lot_items(self) -> list[Headers]:
+        """Parkinglot list items of the Parkinglots action (parking.bin)."""
+        return [
+            [
+                ("Event", "Parkinglot"),
+                ("Name", lot.name),
+                ("StartSpace", str(lot.start)),
+                ("StopSpace", str(lot.stop)),
+                ("Timeout", str(lot.timeout)),
+            ]
+            for lot in self.parking_lots.values()
+        ]
 
     def _move_out(self, channel: SimChannel, bridge: _Bridge) -> None:
         """Leave a bridge for another one (CEL, BridgeLeave; nobody is released or told)."""
