@@ -347,3 +347,17 @@ async def test_a_header_required_only_in_the_servers_version_is_checked() -> Non
         with pytest.raises(InvalidActionError, match=r"AOCMessage: missing required.*Channel"):
             await client.actions.aoc_message(msg_type="D")
     assert count(server, "AOCMessage") == 0
+
+
+async def test_a_name_with_control_characters_is_refused_not_logged(
+    pbx: FakeAsterisk, ami: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check must not write a caller's CR/LF into the log (a forged log line)."""
+    with caplog.at_level(logging.DEBUG, logger="ami_async"):
+        with pytest.raises(InvalidActionError, match="not allowed"):
+            await ami.send_action("Ping\r\nAction: Logoff")
+        ami.strict = True
+        with pytest.raises(InvalidActionError, match="not allowed"):
+            await ami.send_action("Ping\nX")
+    assert not [r for r in caplog.records if "\n" in r.getMessage() or "\r" in r.getMessage()]
+    assert count(pbx, "Logoff") == 0

@@ -50,6 +50,8 @@ def _needs(client: Client, name: str) -> tuple[str, ...] | str:
     """What ``name`` needs on this connection: required headers, or a problem with the name."""
     from ._facts import action, server_version
 
+    if not name.isprintable():  # CR, LF, NUL...: the encoder refuses it, unlogged
+        return ()
     version = server_version(client.asterisk_version, client.ami_version)
     info = action(name, version)
     if info is None:
