@@ -359,5 +359,8 @@ async def test_a_name_with_control_characters_is_refused_not_logged(
         ami.strict = True
         with pytest.raises(InvalidActionError, match="not allowed"):
             await ami.send_action("Ping\nX")
+        for empty in ("", " "):
+            with pytest.raises(InvalidActionError, match="non-empty"):
+                await ami.send_action(empty)
     assert not [r for r in caplog.records if "\n" in r.getMessage() or "\r" in r.getMessage()]
     assert count(pbx, "Logoff") == 0

@@ -50,8 +50,8 @@ def _needs(client: Client, name: str) -> tuple[str, ...] | str:
     """What ``name`` needs on this connection: required headers, or a problem with the name."""
     from ._facts import action, server_version
 
-    if not name.isprintable():  # CR, LF, NUL...: the encoder refuses it, unlogged
-        return ()
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        return ()  # no name, or CR, LF, NUL...: the encoder refuses it, unlogged
     version = server_version(client.asterisk_version, client.ami_version)
     info = action(name, version)
     if info is None:
