@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import keyword
 import logging
 
 import pytest
@@ -20,6 +22,8 @@ from ami_async import (
     InvalidActionError,
     catalogue,
 )
+from ami_async.catalogue._actions import Actions
+from ami_async.catalogue._calls import ActionCaller
 from ami_async.catalogue._naming import argument
 from ami_async.protocol import HeaderValue
 from ami_async.testing import FakeAsterisk
@@ -364,3 +368,19 @@ async def test_a_name_with_control_characters_is_refused_not_logged(
                 await ami.send_action(empty)
     assert not [r for r in caplog.records if "\n" in r.getMessage() or "\r" in r.getMessage()]
     assert count(pbx, "Logoff") == 0
+
+
+def test_generated_names_are_plain_snake_case_identifiers() -> None:
+    methods = [n for n, _ in inspect.getmembers(Actions) if not n.startswith("_")]
+    assert len(methods) == len(catalogue.action_names()) == 172
+    assert not set(methods) & set(dir(ActionCaller))  # nothing of the caller shadowed
+    for method in methods:
+        assert method.isidentifier() and method == method.lower(), method
+        assert not keyword.iskeyword(method) and "__" not in method, method
+        params = list(inspect.signature(getattr(Actions, method)).parameters)
+        assert params[0] == "self" and params[-1] == "timeout", method
+        for arg in params[1:]:
+            assert arg.isidentifier() and arg == arg.lower(), (method, arg)
+            assert not keyword.iskeyword(arg), (method, arg)
+    for info in map(catalogue.action, catalogue.action_names("22.11.0-rc1")):
+        assert info is not None and hasattr(Actions, info.method), info
