@@ -726,6 +726,36 @@ async def test_confbridge_lists_while_it_runs(fake: FakeAsterisk, wire: Wire) ->
     ] == "ConfbridgeEnd"
 
 
+async def test_conference_members_hung_up_or_redirected_leave_it(
+    fake: FakeAsterisk, wire: Wire
+) -> None:
+    """One member's own leg hung up, one redirected out, the last one's caller gone: each
+    leaves (ConfbridgeLeave), the last one ends the conference."""
+    for tag in ("gone", "moved", "last"):
+        await originate(wire, "300", "2", tag)
+        await wire.event("ConfbridgeJoin", Uniqueid=f"{tag}-2")
+    gone, moved = fake.pbx.find_channel("gone-2"), fake.pbx.find_channel("moved-2")
+    assert gone is not None and moved is not None
+    await wire.ask("Hangup", Channel=gone.name)
+    response = await wire.ask(
+        "Redirect", Channel=moved.name, Context="test", Exten="2013", Priority="1"
+    )
+    assert response["Response"] == "Success"
+    await wire.settle(fake.pbx)
+    events = [(m["Event"], m.get("Uniqueid")) for m in wire.messages if "Conference" in m]
+    assert events[-4:] == [
+        ("ConfbridgeLeave", "gone-2"),
+        ("ConfbridgeLeave", "moved-2"),
+        ("ConfbridgeLeave", "last-2"),
+        ("ConfbridgeEnd", None),
+    ]
+    peers = [m["Value"] for m in wire.messages if m.get("Variable") == "BRIDGEPEER"]
+    assert peers[-1] == ""
+    assert not fake.pbx.conferences
+    moved_on = [m for m in wire.messages if m.get("Event") == "Newexten" and m["Exten"] == "2013"]
+    assert moved_on and moved_on[0]["Uniqueid"] == "moved-2"
+
+
 async def test_live_follows_conference_three(fake: FakeAsterisk, wire: Wire) -> None:
     async with following(fake) as (client, live, stream):
         await conference_three(wire, fake)

@@ -63,7 +63,7 @@ class _PbxTransfer(_PbxCalls):
                 continue
             if bridge not in bridges:
                 bridges.append(bridge)
-            if len(bridge.channels) == 2:
+            if len(bridge.channels) == 2 or bridge.kind == "base":
                 self._var_set(channel, "BRIDGEPEER", "")
             channel.context, channel.exten, channel.priority = context, exten, priority
             self._newexten(channel)
@@ -98,6 +98,8 @@ class _PbxTransfer(_PbxCalls):
         self._emit("BridgeLeave", "call,all", self._bridge_headers(bridge), channel.snapshot())
         self._release(channel)
         channel._after_bridge = None
+        if bridge.left is not None:
+            bridge.left(channel)  # a conference member or a parked call left
         self._async_goto(channel, context, exten, priority)
 
     def _async_goto(self, channel: SimChannel, context: str, exten: str, priority: int) -> None:
