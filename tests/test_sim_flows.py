@@ -357,6 +357,26 @@ async def test_atxfer_target_hangs_up_first(fake: FakeAsterisk, wire: Wire) -> N
     await wire.settle(fake.pbx)
 
 
+async def test_a_second_atxfer_during_the_consultation_only_sends_digits(
+    fake: FakeAsterisk, wire: Wire
+) -> None:
+    await originate(wire, "2014", "30", "twice")
+    await wire.event("BridgeEnter", Uniqueid="twice-2")
+    transferer = fake.pbx.find_channel("twice-2")
+    assert transferer is not None
+    await wire.ask("Atxfer", Channel=transferer.name, Exten="2015", Context="test")
+    await wire.event("Newexten", Exten="2015", Application="Wait")
+    response = await wire.ask("Atxfer", Channel=transferer.name, Exten="2015", Context="test")
+    assert response["Message"] == "Atxfer successfully queued"
+    for _ in "*22015":
+        await wire.event("DTMFEnd", Uniqueid="twice-2")
+    await wire.ask("Hangup", Channel=transferer.name)
+    await wire.settle(fake.pbx)
+    names = [m.get("Event") for m in wire.messages]
+    assert names.count("Hold") == 1 and names.count("AttendedTransfer") == 1
+    assert names.count("DTMFEnd") == 12
+
+
 async def test_atxfer_to_a_missing_extension_keeps_the_call(fake: FakeAsterisk, wire: Wire) -> None:
     await originate(wire, "2014", "30", "nowhere")
     await wire.event("BridgeEnter", Uniqueid="nowhere-2")
@@ -754,6 +774,26 @@ async def test_conference_members_hung_up_or_redirected_leave_it(
     assert not fake.pbx.conferences
     moved_on = [m for m in wire.messages if m.get("Event") == "Newexten" and m["Exten"] == "2013"]
     assert moved_on and moved_on[0]["Uniqueid"] == "moved-2"
+
+
+async def test_park_a_conference_member(fake: FakeAsterisk, wire: Wire) -> None:
+    for tag in ("stay", "park"):
+        await originate(wire, "300", "20", tag)
+        await wire.event("ConfbridgeJoin", Uniqueid=f"{tag}-2")
+    member = fake.pbx.find_channel("park-2")
+    assert member is not None
+    response = await wire.ask("Park", Channel=member.name)
+    assert response["Response"] == "Success"
+    await wire.event("ConfbridgeLeave", Uniqueid="park-2")
+    (conference,) = fake.pbx.conferences.values()
+    assert [c.uniqueid for c in conference.members] == ["stay-2"]
+    assert [c.channel for c in fake.pbx.parked_calls()] == [member]
+    for tag in ("stay", "park"):
+        channel = fake.pbx.find_channel(f"{tag}-1")
+        assert channel is not None
+        await wire.ask("Hangup", Channel=channel.name)
+    await wire.settle(fake.pbx)
+    assert not fake.pbx.conferences and not fake.pbx.parked_calls()
 
 
 async def test_live_follows_conference_three(fake: FakeAsterisk, wire: Wire) -> None:

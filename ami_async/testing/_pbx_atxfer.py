@@ -84,7 +84,12 @@ class _PbxAtxfer(_PbxConf):
                 return
             self._dtmf(transferer, digit)
         bridge = transferer._bridge
-        if bridge is None or bridge.kind != "basic" or len(bridge.channels) != 2:
+        if (
+            bridge is None
+            or bridge.kind != "basic"
+            or len(bridge.channels) != 2
+            or transferer in self._consultations
+        ):
             for digit in exten:  # no transfer to start: the digits only go by
                 await self.sleep(_DIGIT_GAP)
                 if transferer.alive:

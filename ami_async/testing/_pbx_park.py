@@ -148,8 +148,11 @@ class _PbxPark(_PbxBridge):
         self._enter_bridge(one.bridge, channel)
         if old is not None:
             self._var_set(channel, "BRIDGEPEER", "")
-            for other in old.channels:
-                self._var_set(other, "BRIDGEPEER", "")
+            if old.kind == "basic":
+                for other in old.channels:
+                    self._var_set(other, "BRIDGEPEER", "")
+            if old.left is not None:
+                old.left(channel)  # a conference member or a transfer target left
             self._bridge_dissolve(old, NORMAL_CLEARING)
         if channel._cdr is None:
             # A dialed channel had no record of its own: parking starts one.
