@@ -3,6 +3,10 @@
 Every change has `reason` (`"event"`: an event said so; `"snapshot"`: the
 model's first snapshot; `"resync"`: the snapshot taken after a reconnect found
 it) and `event` (the event that caused it, `None` for snapshots).
+
+The model builds changes only while a `live.changes()` stream is open, with
+`fields.make` (a frozen dataclass's `__init__` sets each field through
+`object.__setattr__`, several times the cost).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Change:
     """Base of every change."""
 
@@ -56,14 +60,14 @@ class Change:
     event: Event | None = field(default=None, kw_only=True, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChannelAdded(Change):
     """A channel appeared (`Newchannel`, or found by a snapshot)."""
 
     channel: Channel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChannelUpdated(Change):
     """A channel changed: `channel` is the new state, `previous` the one it replaces."""
 
@@ -71,49 +75,49 @@ class ChannelUpdated(Change):
     previous: Channel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChannelRemoved(Change):
     """A channel is gone (`Hangup`; `reason="resync"`: it ended while the link was down)."""
 
     channel: Channel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BridgeAdded(Change):
     """A bridge was created."""
 
     bridge: Bridge
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BridgeUpdated(Change):
     """A channel entered or left a bridge."""
 
     bridge: Bridge
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BridgeRemoved(Change):
     """A bridge was destroyed."""
 
     bridge: Bridge
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallStarted(Change):
     """A call's first channel appeared."""
 
     call: Call
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallAnswered(Change):
     """A channel of the call was answered for the first time."""
 
     call: Call
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallTransferred(Change):
     """A transfer (or a join of two calls) happened in the call."""
 
@@ -121,7 +125,7 @@ class CallTransferred(Change):
     transfer: Transfer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallEnded(Change):
     """The call's last channel is gone; `record` is final."""
 
@@ -129,7 +133,7 @@ class CallEnded(Change):
     record: CallRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueMemberAdded(Change):
     """A member was added to a queue."""
 
@@ -137,7 +141,7 @@ class QueueMemberAdded(Change):
     member: QueueMember
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueMemberUpdated(Change):
     """A member's status, pause or call count changed."""
 
@@ -145,7 +149,7 @@ class QueueMemberUpdated(Change):
     member: QueueMember
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueMemberRemoved(Change):
     """A member left a queue."""
 
@@ -153,7 +157,7 @@ class QueueMemberRemoved(Change):
     member: QueueMember
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueCallerJoined(Change):
     """A caller started waiting in a queue."""
 
@@ -161,7 +165,7 @@ class QueueCallerJoined(Change):
     caller: QueueCaller
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueCallerLeft(Change):
     """A caller stopped waiting (answered, abandoned, or timed out)."""
 
@@ -169,7 +173,7 @@ class QueueCallerLeft(Change):
     caller: QueueCaller
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ConferenceJoined(Change):
     """A channel joined a conference."""
 
@@ -177,7 +181,7 @@ class ConferenceJoined(Change):
     participant: ConferenceParticipant
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ConferenceLeft(Change):
     """A channel left a conference (the conference may now be gone from `live.conferences`)."""
 
@@ -185,14 +189,14 @@ class ConferenceLeft(Change):
     participant: ConferenceParticipant
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallParked(Change):
     """A call was parked."""
 
     parked: ParkedCall
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallUnparked(Change):
     """A parked call left its space: `how` is `"retrieved"`, `"timeout"` or `"giveup"`."""
 
@@ -200,6 +204,6 @@ class CallUnparked(Change):
     how: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Synced(Change):
     """The model is current again: its snapshot (first or after a reconnect) is applied."""

@@ -196,7 +196,10 @@ class Live:
             return
         self._closed = True
         self._synced = False
-        self._client.off(self._on_event)
+        client = self._client
+        client.off(self._on_event)
+        client.remove_connect_hook(self._on_connect)
+        client.remove_disconnect_hook(self._on_disconnect)
         if self._resync_task is not None:
             self._resync_task.cancel()
         self._hub.end()
@@ -217,10 +220,12 @@ class Live:
             raise
         if self._closed:
             return
-        reconcile(self._model, snap, reason)
+        model = self._model
+        model._out = []  # (it still holds the last event's changes, published already)
+        model.emitting = bool(self._hub)
+        reconcile(model, snap, reason)
         self._missing = frozenset(snap.missing)
-        changes = list(self._model._out)
-        self._model._out = []
+        changes, model._out = model._out, []
         self._publish(changes)
         self._stop_loading()
         self._synced = True
@@ -236,9 +241,15 @@ class Live:
         if self._loading:
             self._buffer.append(ev)
             return
-        changes = self._model.apply(ev)
-        if changes and self._hub:
-            self._hub.publish(changes)
+        model = self._model
+        if self._hub._inboxes:
+            model.emitting = True
+            changes = model.apply(ev)
+            if changes:
+                self._hub.publish(changes)
+        else:  # nobody reads changes: the model does not build them
+            model.emitting = False
+            model.apply(ev)
 
     # -- reconnects ----------------------------------------------------------------------------
 

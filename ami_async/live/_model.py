@@ -5,14 +5,25 @@ parking events are applied by `_features.FeaturesMixin`; building a call's
 record is `_records`. Every applier is written as "set the state the event
 describes", so applying an event twice (once seen in a snapshot, once as an
 event buffered while the snapshot was taken) leaves the same state.
+
+The cost per event (issue 10, `benchmarks/live.py`): most events describe a
+channel with the same block of lines (`Channel:` to `Linkedid:`, Asterisk's
+channel snapshot). The model keeps, per channel, the block it last read; an
+event whose block is the same changes none of those fields, and one whose block
+differs is read only in the lines that differ. Such an event is never parsed
+header by header. (`Model(fast=False)` reads every event in full: the tests
+check both ways agree on every capture.) Changes are built only while someone
+reads them (`emitting`), and the frozen objects are copied without `__init__`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from ..events import ChannelState, HangupCause
 from ..message import Event
@@ -31,34 +42,117 @@ from ._changes import (
     ChannelUpdated,
 )
 from ._features import FeaturesMixin
-from ._fields import caller_id, number
-from ._objects import Bridge, Channel, Transfer
+from ._fields import caller_id, evolve, line_value, make, number, text_fields
+from ._objects import Bridge, CallerID, Channel, Transfer
 from ._records import build_record
 
 __all__ = ["Model"]
 
 _UTC = timezone.utc
+_UNKNOWN = frozenset({"", "<unknown>", "unknown"})  # (as `caller_id` reads them)
 _replace = dataclasses.replace
 
 
-def _state(value: str | None) -> ChannelState | int:
-    n = number(value)
-    if n is None:
-        return ChannelState.DOWN
+_STATES: dict[str | None, ChannelState | int | None] = {}
+_CAUSES: dict[str | None, ChannelState | HangupCause | int | None] = {}
+
+
+def _enum(
+    cache: dict[str | None, Any], kind: type[ChannelState] | type[HangupCause], value: str | None
+) -> Any:
+    """`kind(int(value))` (the int itself if `kind` has no such member; `None` if no number).
+
+    Memoized: the same few values come again and again, and an enum call is slow.
+    """
     try:
-        return ChannelState(n)
-    except ValueError:
-        return n
+        return cache[value]
+    except KeyError:
+        pass
+    n = number(value)
+    member: object = n
+    if n is not None:
+        with contextlib.suppress(ValueError):
+            member = kind(n)
+    if len(cache) < 256:
+        cache[value] = member
+    return member
+
+
+def _state(value: str | None) -> ChannelState | int:
+    state: ChannelState | int | None = _enum(_STATES, ChannelState, value)
+    return ChannelState.DOWN if state is None else state
 
 
 def _cause(value: str | None) -> HangupCause | int | None:
-    n = number(value)
-    if n is None:
+    cause: HangupCause | int | None = _enum(_CAUSES, HangupCause, value)
+    return cause
+
+
+def _cid(num: str | None, name: str | None, old: CallerID) -> CallerID:
+    """`old` with the number and name that changed (raw: `<unknown>` is `None`)."""
+    if num is None:
+        num = old.num
+    elif num in _UNKNOWN:
+        num = None
+    if name is None:
+        name = old.name
+    elif name in _UNKNOWN:
+        name = None
+    return CallerID(num, name)
+
+
+_PARTIES = (
+    ("caller", "CallerIDNum", "CallerIDName"),
+    ("connected", "ConnectedLineNum", "ConnectedLineName"),
+)
+
+
+class _Tags:
+    """The `\r\n<prefix>Key: ` search strings of one channel's fields in an event's text."""
+
+    __slots__ = ("channel", "chanvar", "linkedid", "plen", "uniqueid")
+
+    def __init__(self, prefix: str) -> None:
+        self.plen = len(prefix)
+        self.channel = f"\r\n{prefix}Channel: "
+        self.linkedid = f"\r\n{prefix}Linkedid: "
+        self.uniqueid = f"\r\n{prefix}Uniqueid: "
+        self.chanvar = f"\r\n{prefix}ChanVariable"
+
+
+_TAGS = {"": _Tags(""), "Dest": _Tags("Dest")}
+
+
+def _block(text: str, tags: _Tags) -> tuple[str, str] | None:
+    """`(uniqueid, block)`: a channel's snapshot lines (`Channel:` to `Linkedid:`) in `text`.
+
+    `None` when the text is not laid out so (then the event is read in full).
+    """
+    start = text.find(tags.channel)
+    if start < 0:
         return None
-    try:
-        return HangupCause(n)
-    except ValueError:
-        return n
+    last = text.find(tags.linkedid, start)
+    if last < 0:
+        return None
+    end = text.find("\r\n", last + 2)
+    if end < 0:
+        return None
+    pos = text.find(tags.uniqueid, start, last)
+    if pos < 0:
+        return None
+    pos += len(tags.uniqueid)
+    return text[pos : text.find("\r\n", pos)], text[start + 2 : end]
+
+
+class _Seen:
+    """The snapshot block a channel was last described with (`lines`: it split in lines)."""
+
+    __slots__ = ("block", "channel", "lines")
+
+    def __init__(self, channel: Channel, block: str) -> None:
+        self.channel = channel
+        self.block = block
+        self.lines = block.split("\r\n")
 
 
 def _variables(ev: Event, prefix: str, old: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -74,15 +168,22 @@ def _variables(ev: Event, prefix: str, old: Mapping[str, str] | None) -> dict[st
 
 
 class Model(FeaturesMixin):
-    """Channels, bridges and calls (queues, conferences, parking in the mixin)."""
+    """Channels, bridges and calls (queues, conferences, parking in the mixin).
 
-    def __init__(self, clock: Callable[[], float], history: int) -> None:
+    `emitting`: whether `apply` builds the changes it makes (`Live` turns it
+    off while no `changes()` stream is open); the state is the same either way.
+    """
+
+    def __init__(self, clock: Callable[[], float], history: int, *, fast: bool = True) -> None:
         super().__init__()
         self.clock = clock
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.calls: dict[str, Call] = {}
         self.history: deque[CallRecord] = deque(maxlen=history)
+        self.emitting = True
+        self._fast = fast
+        self._seen: dict[str, _Seen] = {}
         self._out: list[Change] = []
         self._appliers: dict[str, Callable[[Event], None]] = {
             "newchannel": self._newchannel,
@@ -111,15 +212,23 @@ class Model(FeaturesMixin):
             "hanguprequest": self._touch_event,
         }
         self._appliers.update(self.feature_appliers())
+        # By the name as received (no lower() per event); None: not followed.
+        self._by_name: dict[str, Callable[[Event], None] | None] = {}
 
     # -- entry point ---------------------------------------------------------------------
 
     def apply(self, ev: Event) -> list[Change]:
         """Apply one event; the changes it made (empty for events the model ignores)."""
-        applier = self._appliers.get(ev.name.lower())
-        if applier is None:
-            return []
+        name = ev.name
+        try:
+            applier = self._by_name[name]
+        except KeyError:
+            applier = self._appliers.get(name.lower())
+            if len(self._by_name) < 1024:
+                self._by_name[name] = applier
         out: list[Change] = []
+        if applier is None:
+            return out
         self._out = out
         self._event = ev
         applier(ev)
@@ -128,7 +237,8 @@ class Model(FeaturesMixin):
     def now(self, ev: Event | None = None) -> datetime:
         """The event's time: its `Timestamp` (manager.conf `timestampevents`), else the clock."""
         if ev is not None:
-            stamp = ev.get("Timestamp")
+            text = ev._text
+            stamp = ev.get("Timestamp") if text is None else line_value(text, "\r\nTimestamp: ")
             if stamp is not None:
                 try:
                     return datetime.fromtimestamp(float(stamp), _UTC)
@@ -137,44 +247,83 @@ class Model(FeaturesMixin):
         return datetime.fromtimestamp(self.clock(), _UTC)
 
     def emit(self, change: Change) -> None:
-        self._out.append(change)
+        if self.emitting:
+            self._out.append(change)
+
+    def _value(self, ev: Event, key: str) -> str | None:
+        """One field of `ev`, read from its text where it can be (no parse of the rest)."""
+        text = ev._text
+        if text is not None and self._fast:
+            value = line_value(text, "\r\n" + key + ": ")
+            if value is not None:
+                return value
+        return ev.get(key)
 
     # -- channels ------------------------------------------------------------------------
 
-    def channel_from(self, ev: Event, prefix: str, created_at: datetime) -> Channel | None:
-        """A new `Channel` from the fields `prefix` + `Channel`, `Uniqueid`, ... of `ev`."""
-        g = ev.get
+    def channel_from(
+        self,
+        ev: Event,
+        prefix: str,
+        created_at: datetime,
+        fields: dict[str, str] | None = None,
+    ) -> Channel | None:
+        """A new `Channel` from the fields `prefix` + `Channel`, `Uniqueid`, ... of `ev`.
+
+        `fields`: the event's fields already read (`text_fields`), else `ev.get` is used.
+        """
+        g = ev.get if fields is None else fields.get
         uniqueid = g(prefix + "Uniqueid")
         name = g(prefix + "Channel")
         if not uniqueid or name is None:
             return None
         state = _state(g(prefix + "ChannelState"))
-        return Channel(
-            uniqueid=uniqueid,
-            linkedid=g(prefix + "Linkedid") or uniqueid,
-            name=name,
-            state=state,
-            caller=caller_id(g(prefix + "CallerIDNum"), g(prefix + "CallerIDName")),
-            connected=caller_id(g(prefix + "ConnectedLineNum"), g(prefix + "ConnectedLineName")),
-            context=g(prefix + "Context"),
-            exten=g(prefix + "Exten"),
-            priority=number(g(prefix + "Priority")),
-            application=g("Application") if not prefix else None,
-            app_data=(g("ApplicationData") or g("AppData")) if not prefix else None,
-            account_code=g(prefix + "AccountCode") or g(prefix + "Accountcode"),
-            bridge=(g("BridgeId") or None) if not prefix else None,
-            dialing=(),
-            dialed_by=None,
-            created_at=created_at,
-            answered_at=created_at if state == ChannelState.UP else None,
-            variables=_variables(ev, prefix, None) or {},
-            raw=ev,
+        account = g(prefix + "AccountCode")
+        if account is None:
+            account = g(prefix + "Accountcode")
+        return make(
+            Channel,
+            {
+                "uniqueid": uniqueid,
+                "linkedid": g(prefix + "Linkedid") or uniqueid,
+                "name": name,
+                "state": state,
+                "caller": caller_id(g(prefix + "CallerIDNum"), g(prefix + "CallerIDName")),
+                "connected": caller_id(
+                    g(prefix + "ConnectedLineNum"), g(prefix + "ConnectedLineName")
+                ),
+                "context": g(prefix + "Context"),
+                "exten": g(prefix + "Exten"),
+                "priority": number(g(prefix + "Priority")),
+                "application": g("Application") if not prefix else None,
+                "app_data": (g("ApplicationData") or g("AppData")) if not prefix else None,
+                "account_code": account,
+                "bridge": (g("BridgeId") or None) if not prefix else None,
+                "dialing": (),
+                "dialed_by": None,
+                "created_at": created_at,
+                "answered_at": created_at if state == ChannelState.UP else None,
+                "variables": (
+                    _variables(ev, prefix, None) or {}
+                    if g(prefix + "ChanVariable") is not None
+                    else {}
+                ),
+                "on_hold": False,
+                "hangup_cause": None,
+                "raw": ev,
+            },
         )
 
     def add_channel(self, channel: Channel) -> None:
         """Put a new channel in the model and in its call (a new call if it is the first)."""
         self.channels[channel.uniqueid] = channel
-        self.emit(ChannelAdded(channel, reason=self._reason, event=self._event))
+        if self.emitting:
+            self._out.append(
+                make(
+                    ChannelAdded,
+                    {"channel": channel, "reason": self._reason, "event": self._event},
+                )
+            )
         self._join_call(channel, channel.created_at)
         if channel.answered_at is not None:
             self._answered(channel)
@@ -186,26 +335,132 @@ class Model(FeaturesMixin):
             self.calls[channel.linkedid] = call
             call._members[channel.uniqueid] = None
             call._history[channel.uniqueid] = None
-            self.emit(CallStarted(call, reason=self._reason, event=self._event))
+            if self.emitting:
+                self._out.append(
+                    make(CallStarted, {"call": call, "reason": self._reason, "event": self._event})
+                )
         else:
             call._members[channel.uniqueid] = None
             call._history[channel.uniqueid] = None
         return call
 
     def _newchannel(self, ev: Event) -> None:
-        uniqueid = ev.get("Uniqueid")
+        text = ev._text
+        found = _block(text, _TAGS[""]) if text is not None and self._fast else None
+        uniqueid = found[0] if found is not None else ev.get("Uniqueid")
         if uniqueid in self.channels:
-            self._touch_event(ev)  # already known from the snapshot
+            self.touch(ev, "")  # already known from the snapshot
             return
-        channel = self.channel_from(ev, "", self.now(ev))
+        created_at = self.now(ev)
+        fields = text_fields(text) if found is not None and text is not None else None
+        channel = self.channel_from(ev, "", created_at, fields)
         if channel is not None:
             self.add_channel(channel)
+            if found is not None and text is not None and _TAGS[""].chanvar not in text:
+                self._seen[channel.uniqueid] = _Seen(self.channels[channel.uniqueid], found[1])
 
     def _touch_event(self, ev: Event) -> None:
         self.touch(ev, "")
 
     def touch(self, ev: Event, prefix: str, **extra: object) -> Channel | None:
         """Update the channel the event describes (fields with `prefix`) with what changed."""
+        text = ev._text
+        if text is None or not self._fast:
+            return self._touch_parsed(ev, prefix, extra)
+        tags = _TAGS.get(prefix)
+        found = _block(text, tags) if tags is not None else None
+        if found is None or tags is None or tags.chanvar in text:
+            return self._touch_parsed(ev, prefix, extra)
+        uniqueid, block = found
+        old = self.channels.get(uniqueid)
+        if old is None:
+            return None
+        seen = self._seen.get(uniqueid)
+        if seen is None or seen.channel is not old:
+            # Not read from a block yet (or replaced since by a snapshot): in full, once.
+            new = self._touch_parsed(ev, prefix, extra)
+            if new is not None:
+                self._seen[uniqueid] = _Seen(new, block)
+            return new
+        if seen.block == block:
+            if not extra:
+                return old
+            changes = {k: v for k, v in extra.items() if old.__dict__[k] != v}
+        else:
+            lines = block.split("\r\n")
+            changed = set(lines).difference(seen.lines)
+            seen.block = block
+            seen.lines = lines
+            changes = self._block_changes(ev, old, changed, block, tags.plen, prefix)
+            if extra:
+                for k, v in extra.items():
+                    if old.__dict__[k] != v:
+                        changes[k] = v
+        if not changes:
+            return old
+        changes["raw"] = ev
+        new = evolve(old, changes)
+        seen.channel = new
+        self.update_channel(old, new)
+        return new
+
+    def _block_changes(
+        self, ev: Event, old: Channel, lines: set[str], block: str, plen: int, prefix: str
+    ) -> dict[str, object]:
+        """What the snapshot lines that differ from the last block change (as `_touch_parsed`).
+
+        A field whose line did not change is as the channel has it: the last
+        block was applied to it (`touch` checks the channel is the one it made).
+        """
+        values: dict[str, str] = {}
+        for line in lines:
+            key, _, text = line.partition(": ")
+            values[key[plen:] if plen else key] = text
+        changes: dict[str, object] = {}
+        get = values.get
+        value: str | None = get("ChannelState")
+        if value is not None:
+            new_state = _state(value)
+            if new_state != old.state:
+                changes["state"] = new_state
+                if new_state == ChannelState.UP and old.answered_at is None:
+                    changes["answered_at"] = self.now(ev)
+        value = get("Channel")
+        if value is not None and value != old.name:
+            changes["name"] = value
+        for field, num_key, name_key in _PARTIES:
+            num = get(num_key)
+            name = get(name_key)
+            if num is not None or name is not None:
+                was = old.__dict__[field]
+                who = _cid(num, name, was)
+                if who != was:
+                    changes[field] = who
+        exten: str | None = get("Exten")
+        context: str | None = get("Context")
+        if exten is not None or context is not None:
+            block = "\r\n" + block
+            if exten is None:
+                exten = line_value(block, f"\r\n{prefix}Exten: ")
+            if context is None:
+                context = line_value(block, f"\r\n{prefix}Context: ")
+            if exten and (exten != old.exten or context != old.context):
+                changes["exten"] = exten
+                changes["context"] = context
+                priority: str | None = get("Priority")
+                if priority is None:
+                    priority = line_value(block, f"\r\n{prefix}Priority: ")
+                changes["priority"] = number(priority)
+        value = get("AccountCode")
+        if value is not None and value != old.account_code:
+            changes["account_code"] = value
+        value = get("Linkedid")
+        if value is not None and value != old.linkedid:
+            changes["linkedid"] = value
+        return changes
+
+    def _touch_parsed(self, ev: Event, prefix: str, extra: dict[str, object]) -> Channel | None:
+        """`touch` by the event's parsed fields (what the block reading must agree with)."""
         g = ev.get
         uniqueid = g(prefix + "Uniqueid")
         if uniqueid is None:
@@ -246,18 +501,38 @@ class Model(FeaturesMixin):
         if variables is not None:
             changes["variables"] = variables
         linkedid = g(prefix + "Linkedid")
-        if not changes and (linkedid is None or linkedid == old.linkedid):
-            return old
         if linkedid is not None and linkedid != old.linkedid:
             changes["linkedid"] = linkedid
-        new = _replace(old, raw=ev, **changes)
+        if not changes:
+            return old
+        changes["raw"] = ev
+        new = evolve(old, changes)
         self.update_channel(old, new)
+        return new
+
+    def _keep(self, old: Channel, changes: dict[str, object]) -> Channel:
+        """`old` with fields no snapshot block carries changed (its block stays valid)."""
+        new = evolve(old, changes)
+        seen = self._seen.get(old.uniqueid)
+        if seen is not None and seen.channel is old:
+            seen.channel = new
         return new
 
     def update_channel(self, old: Channel, new: Channel) -> None:
         """Replace `old` by `new` and say what that means for its call."""
         self.channels[new.uniqueid] = new
-        self.emit(ChannelUpdated(new, old, reason=self._reason, event=self._event))
+        if self.emitting:
+            self._out.append(
+                make(
+                    ChannelUpdated,
+                    {
+                        "channel": new,
+                        "previous": old,
+                        "reason": self._reason,
+                        "event": self._event,
+                    },
+                )
+            )
         if new.linkedid != old.linkedid:
             self._move(old, new)
         if new.answered_at is not None and old.answered_at is None:
@@ -267,7 +542,10 @@ class Model(FeaturesMixin):
         call = self.calls.get(channel.linkedid)
         if call is not None and call._answered_at is None:
             call._answered_at = channel.answered_at
-            self.emit(CallAnswered(call, reason=self._reason, event=self._event))
+            if self.emitting:
+                self._out.append(
+                    make(CallAnswered, {"call": call, "reason": self._reason, "event": self._event})
+                )
 
     def _move(self, old: Channel, new: Channel) -> None:
         """A channel took another linkedid (it entered a bridge with an older call): join."""
@@ -293,12 +571,12 @@ class Model(FeaturesMixin):
                 self._end_call(source, self.now(self._event))
 
     def _newexten(self, ev: Event) -> None:
-        uniqueid = ev.get("Uniqueid")
+        uniqueid = self._value(ev, "Uniqueid")
         old = self.channels.get(uniqueid) if uniqueid else None
         if old is None:
             return
-        app = ev.get("Application")
-        data = ev.get("AppData")
+        app = self._value(ev, "Application")
+        data = self._value(ev, "AppData")
         if app != old.application or data != old.app_data:
             self.touch(ev, "", application=app, app_data=data)
         else:
@@ -314,7 +592,7 @@ class Model(FeaturesMixin):
     def _varset(self, ev: Event) -> None:
         # Only the `channelvars` (those the channel's events carry as ChanVariable):
         # VarSet reports every variable the dialplan sets, which would grow without bound.
-        uniqueid = ev.get("Uniqueid")
+        uniqueid = self._value(ev, "Uniqueid")
         old = self.channels.get(uniqueid) if uniqueid else None
         if old is None or not old.variables:
             return
@@ -332,36 +610,39 @@ class Model(FeaturesMixin):
 
     def _dialbegin(self, ev: Event) -> None:
         source = self.touch(ev, "")
-        dest_id = ev.get("DestUniqueid")
+        dest_id = self._value(ev, "DestUniqueid")
         if source is not None and dest_id:
             if dest_id not in source.dialing:
-                self.update_channel(source, _replace(source, dialing=(*source.dialing, dest_id)))
+                new = self._keep(source, {"dialing": (*source.dialing, dest_id)})
+                self.update_channel(source, new)
+                source = new
             call = self.calls.get(source.linkedid)
             if call is not None and call._callee is None:
-                dialstring = ev.get("DialString") or ""
+                dialstring = self._value(ev, "DialString") or ""
                 num = dialstring.split("@", 1)[0].rsplit("/", 1)[-1] or None
                 call._callee = caller_id(num, None)
         dest = self.touch(ev, "Dest")
         if dest is not None and source is not None and dest.dialed_by != source.uniqueid:
-            self.update_channel(dest, _replace(dest, dialed_by=source.uniqueid))
+            self.update_channel(dest, self._keep(dest, {"dialed_by": source.uniqueid}))
 
     def _dialend(self, ev: Event) -> None:
         source = self.touch(ev, "")
         dest = self.touch(ev, "Dest")
-        dest_id = ev.get("DestUniqueid")
+        dest_id = self._value(ev, "DestUniqueid")
+        status = self._value(ev, "DialStatus") or ""
         if dest is not None:
             # A dial with no caller (Originate's) decides the dialled channel's own CDR.
             dest_call = self.calls.get(dest.linkedid)
             if dest_call is not None:
-                dest_call._dest_status.setdefault(dest.uniqueid, ev.get("DialStatus") or "")
+                dest_call._dest_status.setdefault(dest.uniqueid, status)
         if source is None:
             return
         call = self.calls.get(source.linkedid)
         if call is not None and call._dial_status is None:
-            call._dial_status = ev.get("DialStatus") or ""
+            call._dial_status = status
         if dest_id and dest_id in source.dialing:
             dialing = tuple(d for d in source.dialing if d != dest_id)
-            self.update_channel(source, _replace(source, dialing=dialing))
+            self.update_channel(source, self._keep(source, {"dialing": dialing}))
 
     # -- bridges ---------------------------------------------------------------------------
 
@@ -380,7 +661,7 @@ class Model(FeaturesMixin):
         )
 
     def _bridge(self, ev: Event, prefix: str = "") -> Bridge | None:
-        uniqueid = ev.get(prefix + "BridgeUniqueid")
+        uniqueid = self._value(ev, prefix + "BridgeUniqueid")
         if not uniqueid:
             return None
         bridge = self.bridges.get(uniqueid)
@@ -396,13 +677,13 @@ class Model(FeaturesMixin):
 
     def set_bridge_channels(self, bridge: Bridge, channels: tuple[str, ...], ev: Event) -> None:
         if channels != bridge.channels:
-            new = _replace(bridge, channels=channels, raw=ev)
+            new = evolve(bridge, {"channels": channels, "raw": ev})
             self.bridges[bridge.uniqueid] = new
             self.emit(BridgeUpdated(new, reason=self._reason, event=self._event))
 
     def _bridgeenter(self, ev: Event) -> None:
         bridge = self._bridge(ev)
-        uniqueid = ev.get("Uniqueid")
+        uniqueid = self._value(ev, "Uniqueid")
         if bridge is None or not uniqueid:
             return
         if uniqueid not in bridge.channels:
@@ -410,8 +691,8 @@ class Model(FeaturesMixin):
         self.touch(ev, "", bridge=bridge.uniqueid)
 
     def _bridgeleave(self, ev: Event) -> None:
-        uniqueid = ev.get("Uniqueid")
-        bridge = self.bridges.get(ev.get("BridgeUniqueid") or "")
+        uniqueid = self._value(ev, "Uniqueid")
+        bridge = self.bridges.get(self._value(ev, "BridgeUniqueid") or "")
         if bridge is not None and uniqueid in bridge.channels:
             channels = tuple(c for c in bridge.channels if c != uniqueid)
             self.set_bridge_channels(bridge, channels, ev)
@@ -428,11 +709,11 @@ class Model(FeaturesMixin):
         for chan_id in bridge.channels:
             channel = self.channels.get(chan_id)
             if channel is not None and channel.bridge == uniqueid:
-                self.update_channel(channel, _replace(channel, bridge=None))
+                self.update_channel(channel, self._keep(channel, {"bridge": None}))
         self.emit(BridgeRemoved(bridge, reason=self._reason, event=self._event))
 
     def _bridgedestroy(self, ev: Event) -> None:
-        self.remove_bridge(ev.get("BridgeUniqueid") or "")
+        self.remove_bridge(self._value(ev, "BridgeUniqueid") or "")
 
     def _bridgemerge(self, ev: Event) -> None:
         source = self.bridges.get(ev.get("FromBridgeUniqueid") or "")
@@ -445,7 +726,7 @@ class Model(FeaturesMixin):
         for chan_id in moved:
             channel = self.channels.get(chan_id)
             if channel is not None:
-                self.update_channel(channel, _replace(channel, bridge=target.uniqueid))
+                self.update_channel(channel, self._keep(channel, {"bridge": target.uniqueid}))
 
     # -- transfers -------------------------------------------------------------------------
 
@@ -496,25 +777,35 @@ class Model(FeaturesMixin):
     # -- hang-ups and ends -------------------------------------------------------------------
 
     def _hangup(self, ev: Event) -> None:
-        uniqueid = ev.get("Uniqueid")
+        uniqueid = self._value(ev, "Uniqueid")
         channel = self.channels.get(uniqueid or "")
         if channel is None:
             return
+        cause = _cause(self._value(ev, "Cause"))
+        at = self.now(ev)
         last = self.touch(ev, "") or channel
-        last = _replace(last, hangup_cause=_cause(ev.get("Cause")), raw=ev)
-        self.remove_channel(last, self.now(ev))
+        last = evolve(last, {"hangup_cause": cause, "raw": ev})
+        self.remove_channel(last, at)
 
     def remove_channel(self, channel: Channel, at: datetime) -> None:
         """A channel is gone: out of its bridge, its dials, its call (which may end)."""
         uniqueid = channel.uniqueid
         self.channels.pop(uniqueid, None)
-        bridge = self.bridges.get(channel.bridge or "")
+        self._seen.pop(uniqueid, None)
+        bridge = self.bridges.get(channel.bridge or "") if channel.bridge else None
         if bridge is not None and uniqueid in bridge.channels:
             self.set_bridge_channels(
                 bridge, tuple(c for c in bridge.channels if c != uniqueid), bridge.raw or Event()
             )
-        self.forget_feature_channel(uniqueid)
-        self.emit(ChannelRemoved(channel, reason=self._reason, event=self._event))
+        if self.queues or self.conferences or self.parked:
+            self.forget_feature_channel(uniqueid)
+        if self.emitting:
+            self._out.append(
+                make(
+                    ChannelRemoved,
+                    {"channel": channel, "reason": self._reason, "event": self._event},
+                )
+            )
         call = self.calls.get(channel.linkedid)
         if call is None:
             return
@@ -531,7 +822,13 @@ class Model(FeaturesMixin):
         self.history.append(record)
         call._finish(record)
         call._live_channels = {}
-        self.emit(CallEnded(call, record, reason=self._reason, event=self._event))
+        if self.emitting:
+            self._out.append(
+                make(
+                    CallEnded,
+                    {"call": call, "record": record, "reason": self._reason, "event": self._event},
+                )
+            )
 
     def since(self, duration: str | None, now: datetime) -> datetime:
         """`now` minus a `CoreShowChannel` `Duration` (`HH:MM:SS` or seconds)."""

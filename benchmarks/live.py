@@ -1,0 +1,376 @@
+"""The cost of the live model: events/s, CPU and instructions per event, and memory.
+
+Measures ``ami_async.live.Live`` following the benchmark's real event stream
+(``loadserver.py``: every unsolicited event of the ``event_burst`` and
+``dial_bridge`` captures, 21 kinds in their real proportions) against a bare
+catch-all subscription of the same client reading the same stream:
+
+``bare``
+    ``client.events()`` (catch-all), a task reads each event's name: scenario
+    (a) of ``run.py``, the yardstick.
+``floor``
+    a sync handler that does nothing, on the event names the model follows:
+    what any in-line consumer of those events pays before it does anything.
+``live``
+    ``Live(client)``: snapshot (against the load server: empty lists, the
+    actions it lacks are skipped), then every event the model follows.
+``live_all``
+    ``Live(client)`` and the catch-all subscription together: what the model
+    adds on top of an application that reads every event anyway.
+``live_changes``
+    ``Live(client)`` and one task reading ``live.changes()``.
+
+Time is from sending the flood request to the last event handled (the flood's
+answer, which the server sends after the events, for the modes without a
+catch-all reader); CPU is the client process's over the same span. Timings on
+this shared 2-core machine move with its load; instructions do not::
+
+    python benchmarks/live.py                           # events/s and CPU µs/event, medians of 5
+    python benchmarks/live.py --instructions            # valgrind: instructions per event
+    python benchmarks/live.py --memory --calls 1000000  # a million short calls: RSS and objects
+    python benchmarks/live.py --one live --events 200000 --profile live.prof
+
+``--instructions`` runs each mode in a client process under ``valgrind
+--tool=cachegrind`` at two stream sizes (the load server outside valgrind) and
+reports ``(I(large) - I(small)) / (large - small)``, as ``instructions.py``
+does for ``run.py``. ``--memory`` feeds short calls (the answered call of
+``dial_bridge.bin``, every uniqueid, linkedid and bridge id made new for each
+call) straight into the model, with no socket, and prints the resident memory
+and the model's sizes as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import loadserver
+from instructions import _IREFS
+
+HOST = "127.0.0.1"
+MODES = ("bare", "floor", "live", "live_all", "live_changes")
+HERE = Path(__file__).resolve()
+
+
+# -- one run, in this process ------------------------------------------------------------------
+
+
+async def _run(mode: str, port: int, events: int) -> dict[str, Any]:
+    import ami_async
+    from ami_async.live import Live
+
+    client = ami_async.Client(
+        HOST,
+        port,
+        username="admin",
+        secret="amp111",
+        ping_interval=None,
+        action_timeout=120.0,
+        event_queue_size=events + 64,
+    )
+    await client.connect()
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    tasks: list[asyncio.Task[None]] = []
+    live: Live | None = None
+    counted = [0]
+    try:
+        await client.ping()  # the login events are read
+        if mode == "floor":
+            names = tuple(Live(client)._names)
+            client.on(*names)(lambda ev: None)
+        elif mode != "bare":
+            live = Live(client, changes_maxsize=10 * events + 64)
+            await live.start()
+        if mode in ("bare", "live_all"):
+            sub = client.events(maxsize=events + 64)
+
+            async def consume() -> None:
+                n = 0
+                async for ev in sub:
+                    ev.name  # noqa: B018 - what every consumer looks at
+                    n += 1
+                    if n == events:
+                        counted[0] = n
+                        done.set_result(None)
+
+            tasks.append(loop.create_task(consume()))
+        elif mode == "live_changes":
+            assert live is not None
+            stream = live.changes()
+
+            async def read_changes() -> None:
+                async for _change in stream:
+                    counted[0] += 1
+
+            tasks.append(loop.create_task(read_changes()))
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        await client.send_action("BenchFlood", Count=events, timeout=120.0)
+        if mode in ("bare", "live_all"):
+            await asyncio.wait_for(done, 120.0)
+        elif mode == "live_changes":
+            for _ in range(10 * events):  # the reader drains what the flood queued
+                if not stream.qsize():
+                    break
+                await asyncio.sleep(0)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        for task in tasks:
+            task.cancel()
+        if live is not None:
+            live.close()
+        await client.close()
+    result: dict[str, Any] = {
+        "mode": mode,
+        "events": events,
+        "events_per_s": events / wall,
+        "cpu_us_per_event": cpu / events * 1e6,
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
+    if live is not None:
+        result["calls_ended"] = len(live.history)
+        result["channels_left"] = len(live.channels)
+    if mode == "live_changes":
+        result["changes_read"] = counted[0]
+    return result
+
+
+def run_one(mode: str, port: int, events: int) -> dict[str, Any]:
+    return asyncio.run(_run(mode, port, events))
+
+
+# -- timings: a worker process per run, the server on its own CPU -------------------------------
+
+
+def _child(mode: str, port: int, events: int, cpu: int | None) -> dict[str, Any]:
+    cmd = [sys.executable, str(HERE), "--one", mode, "--port", str(port), "--events", str(events)]
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} failed:\n{proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def timings(modes: list[str], events: int, repeat: int) -> dict[str, dict[str, float]]:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    with loadserver.ServerProcess(list_items=0, cpu=server_cpu) as server:
+        for r in range(repeat):
+            order = modes[r % len(modes) :] + modes[: r % len(modes)]
+            for mode in order:
+                runs[mode].append(_child(mode, server.port, events, client_cpu))
+    out: dict[str, dict[str, float]] = {}
+    for mode, results in runs.items():
+        out[mode] = {
+            "events_per_s": statistics.median(r["events_per_s"] for r in results),
+            "cpu_us_per_event": statistics.median(r["cpu_us_per_event"] for r in results),
+        }
+    return out
+
+
+# -- instructions: valgrind ---------------------------------------------------------------------
+
+
+def count_instructions(mode: str, port: int, events: int, valgrind: str) -> int:
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    with tempfile.TemporaryDirectory() as tmp:
+        tool = [valgrind, "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/o"]
+        one = ["--one", mode, "--port", str(port), "--events", str(events)]
+        cmd = [*tool, sys.executable, str(HERE), *one]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    match = _IREFS.search(proc.stderr)
+    if proc.returncode != 0 or match is None:
+        tail = "\n".join(proc.stderr.splitlines()[-15:])
+        raise RuntimeError(f"valgrind run failed ({mode}, {events}):\n{tail}")
+    return int(match.group(1).replace(",", ""))
+
+
+def instructions(modes: list[str], small: int, large: int) -> dict[str, dict[str, float]]:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    out: dict[str, dict[str, float]] = {}
+    with loadserver.ServerProcess(list_items=0) as server:
+        for mode in modes:
+            low = count_instructions(mode, server.port, small, valgrind)
+            high = count_instructions(mode, server.port, large, valgrind)
+            per_event = (high - low) / (large - small)
+            out[mode] = {"small": low, "large": high, "per_event": per_event}
+            print(
+                f"{mode:<13} I({small})={low:>14,}  I({large})={high:>14,}  "
+                f"-> {per_event:,.0f} instructions/event",
+                flush=True,
+            )
+    return out
+
+
+# -- memory: short calls fed straight into the model --------------------------------------------
+
+
+def short_calls() -> Iterator[bytes]:
+    """The bytes of one answered call (``dial_bridge``), again and again, each with new ids."""
+    from ami_async.message import Event
+
+    _raw, messages = loadserver._read_capture(loadserver.fixtures_dir() / "dial_bridge.bin")
+    template = [m for m in messages if isinstance(m, Event) and m.action_id is None]
+    template = [m for m in template if m.name not in ("FullyBooted", "SuccessfulAuth")]
+    ids = {v for m in template for k, v in m.headers if v and k.lower().endswith(_ID_KEYS)}
+    text = "".join("".join(f"{k}: {v}\r\n" for k, v in m.headers) + "\r\n" for m in template)
+    n = 0
+    while True:
+        n += 1
+        copy = text
+        for one in ids:  # (none of them holds another)
+            copy = copy.replace(one, f"{one}-{n}")
+        yield copy.encode()
+
+
+_ID_KEYS = ("uniqueid", "linkedid")
+
+
+def rss_kib() -> int:
+    """Resident memory now (Linux /proc), else the peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def memory(calls: int, history: int, every: int) -> dict[str, Any]:
+    from ami_async.live._model import Model
+    from ami_async.protocol import Parser
+
+    model = Model(lambda: 0.0, history)
+    model.emitting = False  # as in a Live no one reads changes() from
+    gen = short_calls()
+    parser = Parser()
+    points: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    events = 0
+    for i in range(1, calls + 1):
+        for ev in parser.feed(next(gen)):
+            model.apply(ev)  # type: ignore[arg-type]
+            events += 1
+        if i % every == 0 or i == calls:
+            gc.collect()
+            point = {
+                "calls": i,
+                "rss_kib": rss_kib(),
+                "channels": len(model.channels),
+                "calls_up": len(model.calls),
+                "bridges": len(model.bridges),
+                "history": len(model.history),
+                "seconds": time.perf_counter() - t0,
+            }
+            points.append(point)
+            print(
+                f"{i:>9,} calls  RSS {point['rss_kib'] / 1024:7.1f} MiB  "
+                f"channels {point['channels']}  calls {point['calls_up']}  "
+                f"bridges {point['bridges']}  history {point['history']}  "
+                f"({point['seconds']:.0f} s)",
+                flush=True,
+            )
+    return {"calls": calls, "events": events, "history": history, "points": points}
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modes", default="bare,live,live_all", help=f"of {', '.join(MODES)}")
+    ap.add_argument("--events", type=int, default=100_000, help="events per flood (timings)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--instructions", action="store_true", help="valgrind instruction counts")
+    ap.add_argument("--small", type=int, default=5_000)
+    ap.add_argument("--large", type=int, default=25_000)
+    ap.add_argument("--memory", action="store_true", help="short calls into the model: RSS")
+    ap.add_argument("--calls", type=int, default=1_000_000)
+    ap.add_argument("--history", type=int, default=1000)
+    ap.add_argument("--every", type=int, default=100_000)
+    ap.add_argument("--one", choices=MODES, help="one run in this process (result as JSON)")
+    ap.add_argument("--port", type=int, help="with --one: a running load server")
+    ap.add_argument("--cpu", type=int, help="with --one: pin this process to that CPU")
+    ap.add_argument("--profile", metavar="FILE", help="with --one: cProfile it")
+    ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    args = ap.parse_args(argv)
+    if args.one:
+        loadserver.pin_to_cpu(args.cpu)
+        server = None
+        port = args.port
+        if port is None:
+            server = loadserver.ServerProcess(list_items=0)
+            port = server.port
+        try:
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                result = profiler.runcall(run_one, args.one, port, args.events)
+                profiler.dump_stats(args.profile)
+                stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
+                stats.sort_stats("tottime").print_stats(30)
+            else:
+                result = run_one(args.one, port, args.events)
+        finally:
+            if server is not None:
+                server.close()
+        print(json.dumps(result))
+        return 0
+    out: dict[str, Any] = {"python": sys.version.split()[0]}
+    if args.memory:
+        out["memory"] = memory(args.calls, args.history, args.every)
+    else:
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        for m in modes:
+            if m not in MODES:
+                raise SystemExit(f"unknown mode {m!r}")
+        if args.instructions:
+            figures = instructions(modes, args.small, args.large)
+            out["instructions"] = figures
+            key = "per_event"
+        else:
+            figures = timings(modes, args.events, args.repeat)
+            out["timings"] = figures
+            for mode, f in figures.items():
+                print(
+                    f"{mode:<13} {f['events_per_s']:>10,.0f} events/s  "
+                    f"{f['cpu_us_per_event']:6.2f} CPU µs/event",
+                    flush=True,
+                )
+            key = "cpu_us_per_event"
+        bare = figures.get("bare", {}).get(key)
+        if bare:
+            for mode, f in figures.items():
+                if mode != "bare":
+                    print(f"{mode}: {f[key] / bare:.2f}x the bare subscription's {key}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
