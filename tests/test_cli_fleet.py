@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from _cli import Cli, cli, free_port, wait_line, wait_stderr
+from _cli import REPO, Cli, cli, free_port, wait_line, wait_stderr
 
+from ami_async.cli import build_parser
+from ami_async.cli.servers import resolve_servers
 from ami_async.testing import FakeAsterisk, FaultProxy
 
 __all__ = ["cli"]  # the fixture
@@ -235,3 +238,46 @@ async def test_bad_server_options_are_usage_errors(cli: Cli, argv: list[str], me
     result = await cli("events", *argv, *CREDENTIALS)
     assert result.code == 2, result
     assert message in result.err, result.err
+
+
+# -- the samples of docs/cli.md that need servers this test cannot start -------------------
+
+
+def cli_page_blocks(language: str) -> list[str]:
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.S | re.M)
+
+
+def test_the_pages_several_server_commands_parse_and_resolve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ((conf,),) = [[b] for b in cli_page_blocks("conf") if "[ami:east]" in b]
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    (home / ".config" / "pbxs.ini").write_text(conf, encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    commands = [
+        shlex.split(line[2:], comments=True)
+        for block in cli_page_blocks("console")
+        for line in block.splitlines()
+        if line.startswith("$ ami-async events") or line.startswith("$ ami-async export")
+    ]
+    assert len(commands) >= 6
+    seen: dict[str, dict[str, tuple[str, int, bool, str]]] = {}
+    for argv in commands:
+        args = build_parser().parse_args(argv[1:])
+        # The environment would win over [ami]: only for the commands without the file.
+        env = {} if "--config" in argv else {"AMI_USERNAME": "u", "AMI_SECRET": "s"}
+        servers = resolve_servers(args, env)
+        key = " ".join(argv[1:])
+        seen[key] = {
+            name: (s.host, s.port, s.tls, s.username) for name, s in (servers or {}).items()
+        }
+    by_config = [v for k, v in seen.items() if "--config" in k]
+    assert by_config[0] == {
+        "east": ("10.0.0.1", 5038, False, "monitor"),
+        "west": ("10.0.0.2", 5039, True, "monitor"),
+    }
+    assert by_config[1] == {"west": ("10.0.0.2", 5039, True, "monitor")}
+    flagged = [v for k, v in seen.items() if "east=10.0.0.1" in k]
+    assert flagged and all(v["east"] == ("10.0.0.1", 5038, False, "u") for v in flagged)

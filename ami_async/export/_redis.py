@@ -227,7 +227,7 @@ class RedisStreamExporter:
         """Return once every event received so far is written; `TimeoutError` after ``timeout``."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while self._entries or self.pending:
+        while self._entries or (self._sub is not None and self._sub._queue):  # O(1), not pending
             task = self._task
             if task is None or task.done():
                 raise RuntimeError(f"the exporter stopped with {self.pending} event(s) unwritten")
