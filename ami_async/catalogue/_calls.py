@@ -17,7 +17,7 @@ from ..errors import ActionTimeoutError, InvalidActionError
 from ..message import Response
 from ..protocol import HeaderValue
 from ._naming import PATTERNED
-from ._validate import check_action
+from ._validate import check_action, lacking
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -64,11 +64,7 @@ class ActionCaller:
         if version is not None:
             info = action(name, version)
             if info is not None and not info.available:
-                shown = client.asterisk_version or f"of AMI {client.ami_version}"
-                raise InvalidActionError(
-                    f"{name}: the server (Asterisk {shown}) does not have this action: "
-                    f"Asterisk documents it in {', '.join(info.versions)}"
-                )
+                raise InvalidActionError(lacking(client, info))
         fields: dict[str, HeaderValue] = {}
         for key, value in headers.items():
             if value is None:

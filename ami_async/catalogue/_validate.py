@@ -20,8 +20,9 @@ from ..errors import InvalidActionError
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ._facts import ActionInfo
 
-__all__ = ["check_action"]
+__all__ = ["check_action", "lacking"]
 
 logger = logging.getLogger("ami_async")
 
@@ -57,12 +58,22 @@ def _needs(client: Client, name: str) -> tuple[str, ...] | str:
     if info is None:
         return f"{name}: not an action Asterisk documents (in the catalogue's versions)"
     if version is not None and not info.available:
-        shown = client.asterisk_version or f"of AMI {client.ami_version}"
-        return (
-            f"{name}: the server (Asterisk {shown}) does not have this action: "
-            f"Asterisk documents it in {', '.join(info.versions)}"
-        )
+        return lacking(client, info)
     return info.required
+
+
+def lacking(client: Client, info: ActionInfo) -> str:
+    """Why action ``info`` is not there on ``client``'s server, naming the version the
+    catalogue read it as when the server's own says no number (``GIT-master-...``)."""
+    from ._facts import resolve_version
+
+    shown = client.asterisk_version or f"of AMI {client.ami_version}"
+    if resolve_version(client.asterisk_version) is None:
+        shown += f", read as {info.version}"
+    return (
+        f"{info.name}: the server (Asterisk {shown}) does not have this action: "
+        f"Asterisk documents it in {', '.join(info.versions)}"
+    )
 
 
 def _check(
