@@ -14,7 +14,7 @@ Built on the client's public API only (`on`, `collect`, connection hooks); see
 
 from __future__ import annotations
 
-from ._calls import Call, CallRecord
+from ._calls import Call, CallRecord, CallTimeoutError
 from ._changes import (
     BridgeAdded,
     BridgeRemoved,
@@ -65,6 +65,7 @@ __all__ = [
     "CallParked",
     "CallRecord",
     "CallStarted",
+    "CallTimeoutError",
     "CallTransferred",
     "CallUnparked",
     "CallerID",

@@ -7,11 +7,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..errors import AMIError, _Timeout
 from ..events import HangupCause
 from ..subscription import check_timeout
 from ._objects import CallerID, Channel, Disposition, Transfer
 
-__all__ = ["Call", "CallRecord"]
+__all__ = ["Call", "CallRecord", "CallTimeoutError"]
+
+
+class CallTimeoutError(AMIError, _Timeout):
+    """`await call.ended(timeout=)` ran out: the call is still up.
+
+    Also a `TimeoutError` (and an `asyncio.TimeoutError`) on every Python; the
+    call is unchanged and `ended()` may be awaited again.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +163,12 @@ class Call:
         return self._record
 
     async def ended(self, timeout: float | None = None) -> CallRecord:
-        """Wait for the end of the call and return its record (`TimeoutError` after `timeout`)."""
+        """Wait for the end of the call and return its record.
+
+        `timeout` is in seconds (`None`: as long as it takes); after it,
+        `CallTimeoutError` (a `TimeoutError`). `AMIConnectionError` if the
+        `Live` is closed first. Several tasks may wait for the same call.
+        """
         if self._record is not None:
             return self._record
         if timeout is not None:
@@ -186,4 +200,4 @@ class Call:
 
 def _time_up(waiter: asyncio.Future[CallRecord]) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError("the call did not end in time"))
+        waiter.set_exception(CallTimeoutError("the call did not end in time"))
