@@ -360,4 +360,3 @@ def test_without_a_reader_the_model_ends_in_the_same_state() -> None:
                 assert emitting or out == []
         records.append(list(model.history))
     assert records[0] == records[1] and len(records[0]) == 3
-
