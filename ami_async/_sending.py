@@ -323,7 +323,10 @@ class SenderMixin:
         """
         # The catalogue check (name, required headers, strict=), by what it found for
         # this name before: nothing to check (no required header) costs one look-up.
-        need = self._action_checks.get(name) if type(name) is str else None
+        try:
+            need = self._action_checks[name]
+        except (KeyError, TypeError):  # not seen yet (or not a name)
+            need = None
         if need is None or need:
             check_action(self, name, headers)
         return await self._send(name, headers, timeout=timeout, check=check, blocking=blocking)
