@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from ami_async import Client
@@ -106,9 +107,13 @@ def show(entry: StreamEntry) -> str:
 
 async def consume(args: argparse.Namespace) -> None:
     redis: Any = aioredis.from_url(args.redis)
-    try:
+
+    async def make_group() -> None:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
             await redis.xgroup_create(args.stream, args.group, id="0", mkstream=True)
+
+    try:
+        await make_group()
         print(f"reading {args.stream} as {args.group}/{args.consumer}", flush=True)
         handled = 0
         # First what this consumer took before and never acknowledged (a crash), then new ones.
@@ -117,9 +122,18 @@ async def consume(args: argparse.Namespace) -> None:
             # Take no more than this consumer will handle: what it takes is its own to
             # acknowledge (another consumer of the group would not get it).
             wanted = 100 if args.count is None else min(100, args.count - handled)
-            answer = await redis.xreadgroup(
-                args.group, args.consumer, {args.stream: start}, count=wanted, block=1000
-            )
+            try:
+                answer = await redis.xreadgroup(
+                    args.group, args.consumer, {args.stream: start}, count=wanted, block=1000
+                )
+            except RedisConnectionError:  # Redis away: try again in a moment
+                await asyncio.sleep(0.5)
+                continue
+            except ResponseError as exc:  # NOGROUP: Redis restarted without its data
+                if "NOGROUP" not in str(exc):
+                    raise
+                await make_group()
+                continue
             entries = answer[0][1] if answer else []
             if start == "0" and not entries:
                 start = ">"  # the backlog is done

@@ -138,3 +138,25 @@ async def test_export_redis_example_against_a_pbx_from_the_environment(
             proc.send_signal(signal.SIGINT)
             code, out = await finish(proc)
     assert code == 130, out
+
+
+async def test_export_redis_consumer_survives_a_redis_restart(redis_server: RedisServer) -> None:
+    url = ["--redis", redis_server.url]
+    consumer = await start("export_redis.py", "consume", *url, "--count", "3")
+    await read_until(consumer, "reading ami:events")
+    await redis_server.restart()  # empty again: the group is gone (NOGROUP)
+    redis = redis_server.client()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while not await redis.exists("ami:events"):  # the consumer made the group again
+            assert loop.time() < deadline, "the group was not made again"
+            await asyncio.sleep(0.02)
+        for n in range(3):
+            fields = {"server": "pbx1", "event": "Hangup", "headers": "[]", "seq": str(n + 1)}
+            await redis.xadd("ami:events", fields)
+    finally:
+        await redis.aclose()
+    code, out = await finish(consumer)
+    assert code == 0, out
+    assert out.splitlines() == ["pbx1 Hangup"] * 3  # (the "reading" line was read above)

@@ -554,3 +554,53 @@ async def test_cli_export_fails_early_without_redis_or_its_package(
     assert "pip install 'ami_async[redis]'" in missing.err
     bad = await cli("export", "--fake", "--redis", "http://x", "--maxlen", "5")
     assert bad.code == 2 and "--redis: expected redis://" in bad.err, bad
+
+
+async def test_a_client_that_gives_up_ends_run_with_its_events_written_and_logged(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "ami_async.export")
+    pbx = FakeAsterisk(pbx=False)
+    await pbx.start()
+    client = Client(
+        pbx.host, pbx.port, username="admin", secret="amp111", ping_interval=None,
+        reconnect_delay=0.01, reconnect_max_attempts=1, timeout=1.0,
+    )  # fmt: skip
+    try:
+        await client.connect()
+        exporter = RedisStreamExporter(client, redis_server.url, **FAST)
+        running = asyncio.ensure_future(exporter.run())
+        await asyncio.sleep(0)
+        seen = asyncio.ensure_future(read_all(client, 50))
+        await flood(pbx, 0, 50)
+        await seen
+        await pbx.close()  # gone for good: the client gives up after one attempt
+        await asyncio.wait_for(running, WAIT)
+        assert exporter.exported == 50 and exporter.dropped == 0
+        assert any("the event source ended" in r.getMessage() for r in caplog.records)
+    finally:
+        await client.close()
+    assert numbers(await stream(redis_server)) == list(range(50))
+
+
+async def test_close_cancelled_still_stops_everything_and_start_after_close_is_refused(
+    redis_server: RedisServer, pbx: FakeAsterisk
+) -> None:
+    async with client_for(pbx) as client:
+        exporter = RedisStreamExporter(client, redis_server.url, **FAST)
+        exporter.start()
+        exporter.start()  # idempotent
+        redis_server.pause()
+        seen = asyncio.ensure_future(read_all(client, 20))
+        await flood(pbx, 0, 20)
+        await seen
+        closing = asyncio.ensure_future(exporter.close(timeout=WAIT))
+        await asyncio.sleep(0.05)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        assert exporter._task is not None and exporter._task.done()
+        assert exporter._redis is None and exporter.dropped == 20
+        with pytest.raises(RuntimeError, match="closed"):
+            exporter.start()
+        redis_server.resume()

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from ..errors import AMIConnectionError, SubscriptionOverflowError
+from ..errors import AMIError, SubscriptionOverflowError
 from ..message import Event
 from ..subscription import OverflowPolicy, Subscription
 from ._entry import event_fields, gap_fields
@@ -189,10 +189,10 @@ class RedisStreamExporter:
         Raises `ImportError` naming the ``[redis]`` extra when the ``redis``
         package is missing, and ``ValueError`` for a URL it cannot read.
         """
-        if self._task is not None:
-            return
         if self._stopping:
             raise RuntimeError("this exporter was closed; make a new one")
+        if self._task is not None:
+            return
         module = _redis_module()
         sub = self.source.events(
             *self.names, predicate=self.predicate, maxsize=self.buffer, overflow="error"
@@ -256,7 +256,9 @@ class RedisStreamExporter:
             event = await sub.get()
         except SubscriptionOverflowError as exc:
             self._lost(exc.dropped, entries)
-        except AMIConnectionError:
+        except AMIError as exc:  # the source closed, or its client gave up reconnecting
+            if sub._inbox.error is not None:  # not a plain close
+                logger.error("export to %s: the event source ended: %s", self.stream, exc)
             self._source_done = True
             return False
         else:
