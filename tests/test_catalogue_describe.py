@@ -122,3 +122,12 @@ def test_an_unknown_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = describe(capsys, "Ping", "--bogus")
     assert code == 2 and out == ""
     assert "unrecognized arguments: --bogus" in err
+
+
+def test_an_action_documented_but_never_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = describe(capsys, "FilterList", "--version", "13.38.3")
+    assert code == 0
+    assert "privilege   none: Asterisk documents it, never registers it" in out
+    assert "versions    13.38.3\n" in out  # documented there: not "(not in 13.38.3)"
+    code, out, _ = describe(capsys, "FilterList")
+    assert "versions    13.38.3 (not in 22.11.0-rc1)" in out

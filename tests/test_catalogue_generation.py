@@ -3,6 +3,7 @@ and says clearly when it has no catalogue to read."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,19 @@ def test_check_without_a_catalogue_says_so(tmp_path: Path) -> None:
     proc = run_check(ROOT, "--source", str(tmp_path))
     assert proc.returncode == 2
     assert "no ami-catalogue.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_reference_page_has_no_stray_markdown() -> None:
+    """Outside code spans, a lone ``*`` starts italics (``*channel, Dest*channel`` did) and
+    ``<none>`` is an HTML tag the browser hides (Ping's privilege did)."""
+    page = (ROOT / "docs" / "catalogue.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert len(rows) > 300
+    for row in rows:
+        prose = re.sub(r"`[^`]*`", "", row).replace("**", "")
+        assert re.search(r"(?<!\\)\*", prose) is None, row
+        assert "<" not in prose and ">" not in prose, row
+    ping = next(row for row in rows if row.startswith("| `Ping` "))
+    assert "`<none>`" in ping
+    dial = next(row for row in rows if row.startswith("| `DialBegin` "))
+    assert "Dest\\*channel" in dial

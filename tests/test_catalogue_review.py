@@ -387,3 +387,14 @@ def test_generated_names_are_plain_snake_case_identifiers() -> None:
             assert not keyword.iskeyword(arg), (method, arg)
     for info in map(catalogue.action, catalogue.action_names("22.11.0-rc1")):
         assert info is not None and hasattr(Actions, info.method), info
+
+
+async def test_an_action_documented_but_never_registered_is_refused() -> None:
+    """FilterList: in 13.38.3's documentation, registered by no Asterisk."""
+    info = catalogue.action("FilterList", "13.38.3")
+    assert info is not None and not info.available and info.privilege == ""
+    server = FakeAsterisk(command_format="legacy", version="2.10.4")
+    async with server, client_for(server) as client:
+        with pytest.raises(InvalidActionError, match=r"documents this action.*never registers"):
+            await client.actions.filter_list()
+    assert count(server, "FilterList") == 0

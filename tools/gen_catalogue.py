@@ -42,6 +42,10 @@ LINE = 100
 #: for the list form.
 CONDITIONAL_LISTS = frozenset({"Hangup"})
 
+#: What stands for the privilege of an action Asterisk documents but never registers
+#: (``FilterList`` in 13.38.3): no server answers it.
+NOT_REGISTERED = "Documented, never registered by Asterisk"
+
 
 # -- the compact data --------------------------------------------------------------------------
 
@@ -168,7 +172,8 @@ def action_method(versions: list[str], name: str, entry: dict[str, Any]) -> list
     lines.append("        timeout: float | None = None,")
     lines.append(f"    ) -> {result}:")
     where = short_versions(versions, entry["v"])
-    doc = f'        """`{name}`.\n\n        Privilege `{entry["privilege"]}`; Asterisk {where}.'
+    privilege = f"Privilege `{entry['privilege']}`" if entry["privilege"] else NOT_REGISTERED
+    doc = f'        """`{name}`.\n\n        {privilege}; Asterisk {where}.'
     if is_list:
         complete = entry["list"][1]
         ending = f", ending with `{complete}`" if complete else ""
@@ -362,6 +367,11 @@ def md_versions(versions: list[str], bits: int) -> str:
     )
 
 
+def md_privilege(privilege: str | None) -> str:
+    """A privilege as a table cell: in code (``<none>`` is not an HTML tag there)."""
+    return f"`{privilege}`" if privilege else "not registered"
+
+
 def reference_page(data: dict[str, Any]) -> str:
     versions = data["versions"]
     out = [
@@ -399,7 +409,8 @@ def reference_page(data: dict[str, Any]) -> str:
             if a.get("conditional_list"):
                 lst += " (some forms)"
         out.append(
-            f"| `{name}` | `{snake(name)}` | {a['privilege']} | {md_versions(versions, a['v'])} "
+            f"| `{name}` | `{snake(name)}` | {md_privilege(a['privilege'])} "
+            f"| {md_versions(versions, a['v'])} "
             f"| {lst} | {', '.join(params) or '-'} |"
         )
     out += [
@@ -420,7 +431,7 @@ def reference_page(data: dict[str, Any]) -> str:
             if f[1] != e["v"]:
                 text += f" ({md_versions(versions, f[1])})"
             fields.append(text)
-        fields += [f"{prefix}*{kind}" for kind, prefix in e["snapshots"]]
+        fields += [f"{prefix}\\*{kind}" for kind, prefix in e["snapshots"]]  # \*: not italics
         out.append(
             f"| `{name}` | `{typed_name(name)}` | {e['class']} | {md_versions(versions, e['v'])} "
             f"| {', '.join(fields) or '-'} |"

@@ -1147,7 +1147,7 @@ class Actions(ActionCaller):
     ) -> Response:
         """`FilterList`.
 
-        Privilege `None`; Asterisk 13.38.
+        Documented, never registered by Asterisk; Asterisk 13.38.
         """
         return await self._call("FilterList", timeout, {})
 

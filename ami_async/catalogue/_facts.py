@@ -40,9 +40,12 @@ class ActionInfo:
     """What the catalogue knows about an action, as of ``version``.
 
     ``available`` is False when ``version`` does not document it (then the
-    parameters are those of the newest version that does). ``is_list``: it
+    parameters are those of the newest version that does), or documents it
+    without registering it. ``is_list``: it
     answers with an EventList (``item_events``, ending with ``complete_event``);
     ``conditional_list``: only in some forms (``Hangup`` with a ``/regex/``).
+    ``privilege`` is ``""`` for an action Asterisk documents but never registers
+    (``FilterList`` in 13.38.3).
     """
 
     name: str
@@ -180,11 +183,12 @@ def action(name: str, version: str | None = None) -> ActionInfo | None:
         if p[1] & use
     )
     listing = entry["list"]
-    privilege = (entry.get("privilege_by_version") or {}).get(_names_in(use)[0], entry["privilege"])
+    by = entry.get("privilege_by_version") or {}
+    privilege = by.get(_names_in(use)[0], entry["privilege"]) or ""
     return ActionInfo(
         name=key,
         version=chosen,
-        available=bool(entry["v"] & bit),
+        available=bool(entry["v"] & bit) and bool(privilege),  # documented and registered
         versions=_names_in(entry["v"]),
         privilege=privilege,
         parameters=params,

@@ -67,6 +67,11 @@ def lacking(client: Client, info: ActionInfo) -> str:
     catalogue read it as when the server's own says no number (``GIT-master-...``)."""
     from ._facts import resolve_version
 
+    if info.version in info.versions and not info.privilege:  # documented, not registered
+        return (
+            f"{info.name}: Asterisk documents this action ({', '.join(info.versions)}) "
+            "but never registers it: no server answers it"
+        )
     shown = client.asterisk_version or f"of AMI {client.ami_version}"
     if resolve_version(client.asterisk_version) is None:
         shown += f", read as {info.version}"

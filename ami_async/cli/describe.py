@@ -97,7 +97,7 @@ def _unknown(name: str, event: bool) -> str:
 
 def _versions(info: ActionInfo | EventInfo) -> str:
     shown = ", ".join(info.versions)
-    if not info.available:
+    if info.version not in info.versions:
         return f"{shown} (not in {info.version})"
     return shown
 
@@ -115,7 +115,7 @@ def _action_lines(info: ActionInfo) -> list[str]:
     lines = [
         f"action {info.name}  (as of Asterisk {info.version})",
         f"  method      client.actions.{info.method}(...)",
-        f"  privilege   {info.privilege}",
+        f"  privilege   {info.privilege or 'none: Asterisk documents it, never registers it'}",
         f"  versions    {_versions(info)}",
     ]
     if info.is_list:
