@@ -281,3 +281,16 @@ def test_the_pages_several_server_commands_parse_and_resolve(
     assert by_config[1] == {"west": ("10.0.0.2", 5039, True, "monitor")}
     flagged = [v for k, v in seen.items() if "east=10.0.0.1" in k]
     assert flagged and all(v["east"] == ("10.0.0.1", 5038, False, "u") for v in flagged)
+
+
+async def test_secret_from_stdin_is_read_once_for_every_server(
+    cli: Cli, pbxs: tuple[FakeAsterisk, FakeAsterisk]
+) -> None:
+    a, b = pbxs
+    result = await cli(
+        "events", "FullyBooted", "--count", "2", "--username", "admin", "--secret", "-",
+        "--server", f"east={address(a)}", "--server", f"west={address(b)}",
+        stdin=b"amp111\n",
+    )  # fmt: skip
+    assert result.code == 0, result
+    assert sorted(s for s, _, _ in parsed(result.out)) == ["east", "west"]
