@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging as _logging
 
 from . import agi as agi
+from . import export as export  # no redis needed until an exporter starts
 from .actions import OriginateReason, OriginateResult
 from .client import Client, connect
 from .dispatch import EventList, Subscription
