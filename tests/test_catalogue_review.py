@@ -369,6 +369,9 @@ async def test_a_name_with_control_characters_is_refused_not_logged(
         for empty in ("", " "):
             with pytest.raises(InvalidActionError, match="non-empty"):
                 await ami.send_action(empty)
+        for not_a_name in (["Ping"], {"Ping": 1}, b"Ping", None):
+            with pytest.raises(InvalidActionError, match="non-empty"):
+                await ami.send_action(not_a_name)  # type: ignore[arg-type]
     assert not [r for r in caplog.records if "\n" in r.getMessage() or "\r" in r.getMessage()]
     assert count(pbx, "Logoff") == 0
 

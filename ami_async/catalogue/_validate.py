@@ -36,6 +36,8 @@ def check_action(sender: object, name: str, headers: Mapping[str, object]) -> No
 
     ``sender`` is the `Client` (typed ``object``: ``send_action`` lives on a mixin).
     """
+    if not isinstance(name, str):
+        return  # the encoder refuses it (InvalidActionError)
     client = cast("Client", sender)
     checks = client._action_checks
     need = checks.get(name)
