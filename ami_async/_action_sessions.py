@@ -77,8 +77,10 @@ class ActionSessions:
                 self.sessions.append(self._make(index))
                 self._first.append(loop.create_future())
             elif self.sessions[index].closed:
-                # It gave up (reconnect attempts, refused logins): a fresh one.
+                # It gave up (reconnect attempts) or was shut: a fresh one.
                 self.sessions[index] = self._make(index)
+                if self._first[index].done():
+                    self._first[index] = loop.create_future()
             session = self.sessions[index]
             opener = self._openers.get(index)
             if session.connected or (opener is not None and not opener.done()):
@@ -98,8 +100,12 @@ class ActionSessions:
                     await session.connect()
                     return
                 except AMIError as exc:
-                    logger.warning(
-                        "action session %s: %s (its actions go to the main session)",
+                    if owner.closed or session.closed:
+                        return  # closed while connecting: nothing to report
+                    # The first failure is worth a WARNING; the retries that follow, less.
+                    logger.log(
+                        logging.WARNING if attempt == 0 else logging.INFO,
+                        "action session %s: %s (its actions go to the main session meanwhile)",
                         session.name,
                         exc,
                         extra=owner._log_extra,
@@ -117,7 +123,7 @@ class ActionSessions:
     async def ready(self, timeout: float) -> None:
         """Wait (at most ``timeout``) for the first attempt of every session to be over."""
         waiting = [f for f in self._first if not f.done()]
-        if waiting:
+        if waiting and timeout > 0:
             # asyncio.wait: a cancel is the caller's, and the attempts go on.
             await asyncio.wait(waiting, timeout=timeout)
 
@@ -138,6 +144,9 @@ class ActionSessions:
 
     def shut_now(self) -> None:
         """Stop every session at once (their actions fail, their tasks end)."""
+        for opener in self._openers.values():
+            if opener is not asyncio.current_task():
+                opener.cancel()
         for session in self.sessions:
             session._shut_now()
 

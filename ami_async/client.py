@@ -369,14 +369,33 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
                     f"still reconnecting to {self.host}:{self.port} after {self.timeout} s"
                 ) from None
             return self
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         async with self._open_lock:
             if self.connected:
                 return self
             await self._open()
-        self._after_connect()
         if self._sessions is not None:
-            await self._sessions.ready(self.timeout)  # their first attempts: a ready client
+            # The action sessions' first attempts, within what is left of `timeout`.
+            try:
+                self._sessions.start()
+                await self._sessions.ready(self.timeout - (loop.time() - started))
+            except BaseException:  # cancelled: this attempt is given up, as during the login
+                self._sessions.shut_now()
+                self._abandon_link()
+                raise
+        self._after_connect()
         return self
+
+    def _abandon_link(self) -> None:
+        """Close the link `connect()` just opened (it was cancelled before returning)."""
+        protocol, self._protocol = self._protocol, None
+        self._ready = False
+        if protocol is not None:
+            protocol.abort()
+        self._dispatcher.fail_all(
+            lambda p: ConnectionLostError(f"{p.action}: connect() was cancelled")
+        )
 
     def _after_connect(self) -> None:
         self._wake_state_waiters()
