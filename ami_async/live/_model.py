@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -42,8 +43,8 @@ from ._changes import (
     ChannelUpdated,
 )
 from ._features import FeaturesMixin
-from ._fields import caller_id, evolve, line_value, make, number, text_fields
-from ._objects import Bridge, CallerID, Channel, Transfer
+from ._fields import caller_id, evolve, line_value, make, number
+from ._objects import Bridge, Channel, Transfer
 from ._records import build_record
 
 __all__ = ["Model"]
@@ -88,71 +89,28 @@ def _cause(value: str | None) -> HangupCause | int | None:
     return cause
 
 
-def _cid(num: str | None, name: str | None, old: CallerID) -> CallerID:
-    """`old` with the number and name that changed (raw: `<unknown>` is `None`)."""
-    if num is None:
-        num = old.num
-    elif num in _UNKNOWN:
-        num = None
-    if name is None:
-        name = old.name
-    elif name in _UNKNOWN:
-        name = None
-    return CallerID(num, name)
-
-
-_PARTIES = (
-    ("caller", "CallerIDNum", "CallerIDName"),
-    ("connected", "ConnectedLineNum", "ConnectedLineName"),
+#: Asterisk's channel snapshot, the same lines in the same order in every channel event
+#: of Asterisk 13 and 22 (`DestChannel`... for the dialled channel of a dial).
+_SNAPSHOT = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
 )
-
-
-class _Tags:
-    """The `\r\n<prefix>Key: ` search strings of one channel's fields in an event's text."""
-
-    __slots__ = ("channel", "chanvar", "linkedid", "plen", "uniqueid")
-
-    def __init__(self, prefix: str) -> None:
-        self.plen = len(prefix)
-        self.channel = f"\r\n{prefix}Channel: "
-        self.linkedid = f"\r\n{prefix}Linkedid: "
-        self.uniqueid = f"\r\n{prefix}Uniqueid: "
-        self.chanvar = f"\r\n{prefix}ChanVariable"
-
-
-_TAGS = {"": _Tags(""), "Dest": _Tags("Dest")}
-
-
-def _block(text: str, tags: _Tags) -> tuple[str, str] | None:
-    """`(uniqueid, block)`: a channel's snapshot lines (`Channel:` to `Linkedid:`) in `text`.
-
-    `None` when the text is not laid out so (then the event is read in full).
-    """
-    start = text.find(tags.channel)
-    if start < 0:
-        return None
-    last = text.find(tags.linkedid, start)
-    if last < 0:
-        return None
-    end = text.find("\r\n", last + 2)
-    if end < 0:
-        return None
-    pos = text.find(tags.uniqueid, start, last)
-    if pos < 0:
-        return None
-    pos += len(tags.uniqueid)
-    return text[pos : text.find("\r\n", pos)], text[start + 2 : end]
-
-
-class _Seen:
-    """The snapshot block a channel was last described with (`lines`: it split in lines)."""
-
-    __slots__ = ("block", "channel", "lines")
-
-    def __init__(self, channel: Channel, block: str) -> None:
-        self.channel = channel
-        self.block = block
-        self.lines = block.split("\r\n")
+(_NAME, _STATE, _, _CID_NUM, _CID_NAME, _CL_NUM, _CL_NAME, _, _ACCOUNT, _CONTEXT, _EXTEN) = range(
+    11
+)
+_PRIORITY, _UNIQUEID, _LINKEDID = 11, 12, 13
 
 
 def _variables(ev: Event, prefix: str, old: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -165,6 +123,31 @@ def _variables(ev: Event, prefix: str, old: Mapping[str, str] | None) -> dict[st
     merged = dict(old or {})
     merged.update(found)
     return merged
+
+
+class _Layout:
+    """How to find one channel's snapshot lines (with `prefix`) in an event's text."""
+
+    __slots__ = ("chanvar", "pattern")
+
+    def __init__(self, prefix: str) -> None:
+        lines = "\r\n".join(f"{prefix}{key}: ([^\r\n]*)" for key in _SNAPSHOT)
+        self.pattern = re.compile(f"\r\n{lines}\r\n")
+        # `channelvars` lines follow the snapshot at once.
+        self.chanvar = f"{prefix}ChanVariable"
+
+
+_LAYOUTS = {"": _Layout(""), "Dest": _Layout("Dest")}
+
+
+class _Seen:
+    """The snapshot values a channel was last described with, and the channel they made."""
+
+    __slots__ = ("channel", "values")
+
+    def __init__(self, channel: Channel, values: tuple[str, ...]) -> None:
+        self.channel = channel
+        self.values = values
 
 
 class Model(FeaturesMixin):
@@ -346,18 +329,61 @@ class Model(FeaturesMixin):
 
     def _newchannel(self, ev: Event) -> None:
         text = ev._text
-        found = _block(text, _TAGS[""]) if text is not None and self._fast else None
-        uniqueid = found[0] if found is not None else ev.get("Uniqueid")
-        if uniqueid in self.channels:
-            self.touch(ev, "")  # already known from the snapshot
+        found = _LAYOUTS[""].pattern.search(text) if text is not None and self._fast else None
+        if found is None or text is None:
+            uniqueid = ev.get("Uniqueid")
+            if uniqueid in self.channels:
+                self.touch(ev, "")  # already known from the snapshot
+                return
+            channel = self.channel_from(ev, "", self.now(ev))
+            if channel is not None:
+                self.add_channel(channel)
             return
+        values = found.groups()
+        if values[_UNIQUEID] in self.channels:
+            self.touch(ev, "")
+            return
+        end = found.end()
+        if (
+            text.count("\r\n", 0, found.start()) != 1  # more than Event and Privilege before
+            or text[end:] not in ("", "\r\n")  # more after (ChanVariable...)
+            or not values[_UNIQUEID]
+        ):
+            channel = self.channel_from(ev, "", self.now(ev))
+            if channel is not None:
+                self.add_channel(channel)
+            return
+        # Nothing but the snapshot: the channel is made from its values alone.
         created_at = self.now(ev)
-        fields = text_fields(text) if found is not None and text is not None else None
-        channel = self.channel_from(ev, "", created_at, fields)
-        if channel is not None:
-            self.add_channel(channel)
-            if found is not None and text is not None and _TAGS[""].chanvar not in text:
-                self._seen[channel.uniqueid] = _Seen(self.channels[channel.uniqueid], found[1])
+        state = _state(values[_STATE])
+        channel = make(
+            Channel,
+            {
+                "uniqueid": values[_UNIQUEID],
+                "linkedid": values[_LINKEDID] or values[_UNIQUEID],
+                "name": values[_NAME],
+                "state": state,
+                "caller": caller_id(values[_CID_NUM], values[_CID_NAME]),
+                "connected": caller_id(values[_CL_NUM], values[_CL_NAME]),
+                "context": values[_CONTEXT],
+                "exten": values[_EXTEN],
+                "priority": number(values[_PRIORITY]),
+                "application": None,
+                "app_data": None,
+                "account_code": values[_ACCOUNT],
+                "bridge": None,
+                "dialing": (),
+                "dialed_by": None,
+                "created_at": created_at,
+                "answered_at": created_at if state == ChannelState.UP else None,
+                "variables": {},
+                "on_hold": False,
+                "hangup_cause": None,
+                "raw": ev,
+            },
+        )
+        self.add_channel(channel)
+        self._seen[channel.uniqueid] = _Seen(self.channels[channel.uniqueid], values)
 
     def _touch_event(self, ev: Event) -> None:
         self.touch(ev, "")
@@ -365,33 +391,32 @@ class Model(FeaturesMixin):
     def touch(self, ev: Event, prefix: str, **extra: object) -> Channel | None:
         """Update the channel the event describes (fields with `prefix`) with what changed."""
         text = ev._text
-        if text is None or not self._fast:
+        layout = _LAYOUTS.get(prefix)
+        if text is None or layout is None or not self._fast:
             return self._touch_parsed(ev, prefix, extra)
-        tags = _TAGS.get(prefix)
-        found = _block(text, tags) if tags is not None else None
-        if found is None or tags is None or tags.chanvar in text:
+        found = layout.pattern.search(text)
+        if found is None or text.startswith(layout.chanvar, found.end()):
             return self._touch_parsed(ev, prefix, extra)
-        uniqueid, block = found
+        values = found.groups()
+        uniqueid = values[_UNIQUEID]
         old = self.channels.get(uniqueid)
         if old is None:
             return None
         seen = self._seen.get(uniqueid)
         if seen is None or seen.channel is not old:
-            # Not read from a block yet (or replaced since by a snapshot): in full, once.
+            # Not read from its snapshot yet (or replaced since by a snapshot): in full, once.
             new = self._touch_parsed(ev, prefix, extra)
             if new is not None:
-                self._seen[uniqueid] = _Seen(new, block)
+                self._seen[uniqueid] = _Seen(new, values)
             return new
-        if seen.block == block:
+        was = seen.values
+        if values == was:
             if not extra:
                 return old
             changes = {k: v for k, v in extra.items() if old.__dict__[k] != v}
         else:
-            lines = block.split("\r\n")
-            changed = set(lines).difference(seen.lines)
-            seen.block = block
-            seen.lines = lines
-            changes = self._block_changes(ev, old, changed, block, tags.plen, prefix)
+            seen.values = values
+            changes = self._snapshot_changes(ev, old, values, was)
             if extra:
                 for k, v in extra.items():
                     if old.__dict__[k] != v:
@@ -404,58 +429,48 @@ class Model(FeaturesMixin):
         self.update_channel(old, new)
         return new
 
-    def _block_changes(
-        self, ev: Event, old: Channel, lines: set[str], block: str, plen: int, prefix: str
+    def _snapshot_changes(
+        self, ev: Event, old: Channel, values: tuple[str, ...], was: tuple[str, ...]
     ) -> dict[str, object]:
-        """What the snapshot lines that differ from the last block change (as `_touch_parsed`).
+        """What the snapshot values that differ from the last ones change (as `_touch_parsed`).
 
-        A field whose line did not change is as the channel has it: the last
-        block was applied to it (`touch` checks the channel is the one it made).
+        A value that did not change is as the channel has it: the last values
+        were applied to it (`touch` checks the channel is the one they made).
         """
-        values: dict[str, str] = {}
-        for line in lines:
-            key, _, text = line.partition(": ")
-            values[key[plen:] if plen else key] = text
         changes: dict[str, object] = {}
-        get = values.get
-        value: str | None = get("ChannelState")
-        if value is not None:
+        value = values[_STATE]
+        if value != was[_STATE]:
             new_state = _state(value)
             if new_state != old.state:
                 changes["state"] = new_state
                 if new_state == ChannelState.UP and old.answered_at is None:
                     changes["answered_at"] = self.now(ev)
-        value = get("Channel")
-        if value is not None and value != old.name:
+        value = values[_NAME]
+        if value != was[_NAME] and value != old.name:
             changes["name"] = value
-        for field, num_key, name_key in _PARTIES:
-            num = get(num_key)
-            name = get(name_key)
-            if num is not None or name is not None:
-                was = old.__dict__[field]
-                who = _cid(num, name, was)
-                if who != was:
-                    changes[field] = who
-        exten: str | None = get("Exten")
-        context: str | None = get("Context")
-        if exten is not None or context is not None:
-            block = "\r\n" + block
-            if exten is None:
-                exten = line_value(block, f"\r\n{prefix}Exten: ")
-            if context is None:
-                context = line_value(block, f"\r\n{prefix}Context: ")
-            if exten and (exten != old.exten or context != old.context):
-                changes["exten"] = exten
-                changes["context"] = context
-                priority: str | None = get("Priority")
-                if priority is None:
-                    priority = line_value(block, f"\r\n{prefix}Priority: ")
-                changes["priority"] = number(priority)
-        value = get("AccountCode")
-        if value is not None and value != old.account_code:
+        if values[_CID_NUM] != was[_CID_NUM] or values[_CID_NAME] != was[_CID_NAME]:
+            who = caller_id(values[_CID_NUM], values[_CID_NAME])
+            if who != old.caller:
+                changes["caller"] = who
+        if values[_CL_NUM] != was[_CL_NUM] or values[_CL_NAME] != was[_CL_NAME]:
+            who = caller_id(values[_CL_NUM], values[_CL_NAME])
+            if who != old.connected:
+                changes["connected"] = who
+        exten = values[_EXTEN]
+        context = values[_CONTEXT]
+        if (
+            (exten != was[_EXTEN] or context != was[_CONTEXT])
+            and exten
+            and (exten != old.exten or context != old.context)
+        ):
+            changes["exten"] = exten
+            changes["context"] = context
+            changes["priority"] = number(values[_PRIORITY])
+        value = values[_ACCOUNT]
+        if value != was[_ACCOUNT] and value != old.account_code:
             changes["account_code"] = value
-        value = get("Linkedid")
-        if value is not None and value != old.linkedid:
+        value = values[_LINKEDID]
+        if value != was[_LINKEDID] and value != old.linkedid:
             changes["linkedid"] = value
         return changes
 
