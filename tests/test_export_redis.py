@@ -604,3 +604,25 @@ async def test_close_cancelled_still_stops_everything_and_start_after_close_is_r
         with pytest.raises(RuntimeError, match="closed"):
             exporter.start()
         redis_server.resume()
+
+
+async def test_bytes_that_are_not_utf8_reach_the_consumer_as_escapes_in_valid_json(
+    redis_server: RedisServer, pbx: FakeAsterisk
+) -> None:
+    async with (
+        client_for(pbx, name="p\xe9") as client,
+        RedisStreamExporter(client, redis_server.url) as exporter,
+    ):
+        seen = client.events("Odd")
+        await pbx.send_raw(
+            b'Event: Odd\r\nChannel: PJSIP/\xff\xfe-caf\xc3\xa9\r\nNote: a "q" \\ b\r\n\r\n'
+        )
+        await seen.get(timeout=WAIT)
+        await exporter.wait_flushed(WAIT)
+    (entry,) = [e for e in await stream(redis_server) if e.event == "Odd"]
+    assert entry.server == "p\xe9"
+    assert dict(entry.headers) == {
+        "Event": "Odd",
+        "Channel": "PJSIP/\\xff\\xfe-caf\xe9",
+        "Note": 'a "q" \\ b',
+    }

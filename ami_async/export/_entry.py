@@ -27,15 +27,21 @@ def _utf8(text: str) -> str:
     return text
 
 
+#: One encoder for every entry (``json.dumps`` with options builds one per call).
+_encode_headers = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def event_fields(event: Event, seq: int) -> dict[str, str]:
     """The entry for ``event``, the ``seq``-th entry of this exporter."""
-    headers = json.dumps([[k, v] for k, v in event.headers], ensure_ascii=False)
-    return {
-        "server": _utf8(event.server),
-        "event": _utf8(event.name),
-        "headers": _utf8(headers),
-        "seq": str(seq),
-    }
+    headers = _encode_headers(event.headers)  # the pairs are tuples: JSON arrays
+    server = event.server
+    name = event.name
+    if not (headers.isascii() and server.isascii() and name.isascii()):
+        # Bytes that were not UTF-8 become ``\xNN`` text before the JSON encoding, which
+        # then escapes the backslash: the entry stays valid JSON and valid UTF-8.
+        headers = _encode_headers([(_utf8(k), _utf8(v)) for k, v in event.headers])
+        server, name = _utf8(server), _utf8(name)
+    return {"server": server, "event": name, "headers": headers, "seq": str(seq)}
 
 
 def gap_fields(count: int, seq: int) -> dict[str, str]:
