@@ -626,3 +626,34 @@ async def test_bytes_that_are_not_utf8_reach_the_consumer_as_escapes_in_valid_js
         "Channel": "PJSIP/\\xff\\xfe-caf\xe9",
         "Note": 'a "q" \\ b',
     }
+
+
+async def test_cli_export_drops_past_its_buffer_say_so_and_exit_1(
+    cli: Cli, redis_server: RedisServer, pbx: FakeAsterisk
+) -> None:
+    proc = await cli.start(
+        "export", "Seq", "--redis", redis_server.url, "--buffer", "10", "--duration", "3",
+        "--timeout", "0.3", "-v",
+        "--port", str(pbx.port), "--username", "admin", "--secret", "amp111",
+    )  # fmt: skip
+    try:
+        await wait_stderr(proc, "connected; exporting")
+        redis_server.pause()
+        await flood(pbx, 0, 200)
+        await wait_stderr(proc, "dropped: Redis unreachable and the buffer of 10 full")
+    finally:
+        redis_server.resume()
+    result = await cli.finish(proc)
+    assert result.code == 1, result
+    match = re.search(
+        r"note: (\d+) event\(s\) exported to ami:events at \S+, (\d+) dropped", result.err
+    )
+    assert match, result.err
+    exported, dropped = int(match.group(1)), int(match.group(2))
+    assert dropped > 0 and exported + dropped == 200, result.err
+    assert "warning: some events were dropped" in result.err
+    # A write that timed out while Redis was frozen may have been carried out on its
+    # wake as well as sent again: one entry per seq.
+    entries = list({e.seq: e for e in await stream(redis_server)}.values())
+    assert sum(e.gap for e in entries) == dropped
+    assert len(numbers(entries)) == exported
