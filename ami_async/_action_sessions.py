@@ -151,10 +151,13 @@ class ActionSessions:
             session._shut_now()
 
     async def close(self) -> None:
-        """Log off and close every session (concurrently)."""
+        """Log off and close every session (concurrently); a busy one is closed at once."""
         if self.sessions:
+            # A session busy with a blocking action could answer a Logoff only
+            # after it: that one is just closed.
             results: list[Any] = await asyncio.gather(
-                *(session.close() for session in self.sessions), return_exceptions=True
+                *(session.close(logoff=not session._watch.blocking) for session in self.sessions),
+                return_exceptions=True,
             )
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(

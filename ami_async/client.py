@@ -375,27 +375,38 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
             if self.connected:
                 return self
             await self._open()
-        if self._sessions is not None:
-            # The action sessions' first attempts, within what is left of `timeout`.
-            try:
-                self._sessions.start()
-                await self._sessions.ready(self.timeout - (loop.time() - started))
-            except BaseException:  # cancelled: this attempt is given up, as during the login
-                self._sessions.shut_now()
-                self._abandon_link()
-                raise
+            if self._sessions is not None:
+                await self._open_sessions(self.timeout - (loop.time() - started))
         self._after_connect()
         return self
 
-    def _abandon_link(self) -> None:
-        """Close the link `connect()` just opened (it was cancelled before returning)."""
-        protocol, self._protocol = self._protocol, None
+    async def _open_sessions(self, timeout: float) -> None:
+        """After the login: the action sessions' first attempts, within ``timeout``.
+
+        The client counts as connected only once they are over (up or not), so
+        nothing is sent meanwhile; cancelled, closed or the link lost meanwhile,
+        this connection attempt is given up like one that failed at its login.
+        """
+        assert self._sessions is not None
         self._ready = False
-        if protocol is not None:
-            protocol.abort()
-        self._dispatcher.fail_all(
-            lambda p: ConnectionLostError(f"{p.action}: connect() was cancelled")
-        )
+        try:
+            self._sessions.start()
+            await self._sessions.ready(timeout)
+            if self._closed or self._closing is not None:
+                self._raise_if_done()
+                raise AMIConnectionError("the client was closed while connecting")
+            protocol = self._protocol
+            if protocol is None or protocol.closed:
+                raise AMIConnectionError(
+                    f"the connection to {self.host}:{self.port} was lost right after login"
+                )
+        except BaseException:
+            self._sessions.shut_now()
+            protocol, self._protocol = self._protocol, None
+            if protocol is not None:
+                protocol.abort()
+            raise
+        self._ready = True
 
     def _after_connect(self) -> None:
         self._wake_state_waiters()
