@@ -23,7 +23,7 @@ class CallTimeoutError(AMIError, _Timeout):
     """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallRecord:
     """A finished call, as Asterisk's CDR and CEL would account for it.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from ..message import Event
@@ -19,7 +19,7 @@ from ._changes import (
     QueueMemberRemoved,
     QueueMemberUpdated,
 )
-from ._fields import caller_id, number, yes
+from ._fields import caller_id, evolve, number, text_fields, yes
 from ._objects import (
     Conference,
     ConferenceParticipant,
@@ -34,9 +34,12 @@ __all__ = ["FeaturesMixin", "member_from", "parked_from", "participant_from", "q
 _replace = dataclasses.replace
 
 
-def member_from(ev: Event) -> QueueMember | None:
-    """A `QueueMember` from `QueueMember` (list item) or `QueueMemberStatus`/`Added` events."""
-    g = ev.get
+def member_from(ev: Event, fields: Mapping[str, str] | None = None) -> QueueMember | None:
+    """A `QueueMember` from `QueueMember` (list item) or `QueueMemberStatus`/`Added` events.
+
+    `fields`: the event's fields already read (`text_fields`), else `ev.get` is used.
+    """
+    g = ev.get if fields is None else fields.get
     interface = g("Interface") or g("Location")
     if not interface:
         return None
@@ -115,6 +118,8 @@ class FeaturesMixin:
 
     def __init__(self) -> None:
         self._reason = "event"  # what the changes being made are from
+        self._fast = True  # read events from their text (`Model`'s `fast`)
+        self.emitting = True
         self._event: Event | None = None
         self.queues: dict[str, Queue] = {}
         self.conferences: dict[str, Conference] = {}
@@ -198,25 +203,31 @@ class FeaturesMixin:
             return
         members = dict(queue.members)
         members[member.interface] = member
-        queue = self.queues[queue.name] = _replace(queue, members=members)
-        kind = QueueMemberAdded if old is None else QueueMemberUpdated
-        self.emit(kind(queue, member, reason=self._reason, event=self._event))
+        queue = self.queues[queue.name] = evolve(queue, {"members": members})
+        if self.emitting:
+            kind = QueueMemberAdded if old is None else QueueMemberUpdated
+            self.emit(kind(queue, member, reason=self._reason, event=self._event))
 
     def _member_status(self, ev: Event) -> None:
-        name = ev.get("Queue")
-        member = member_from(ev)
+        text = ev._text
+        fields = text_fields(text) if text is not None and self._fast else None
+        g = ev.get if fields is None else fields.get
+        name = g("Queue")
+        member = member_from(ev, fields)
         if not name or member is None:
             return
         queue = self.queue(name)
         old = queue.members.get(member.interface)
         if old is not None:
             # Pause/penalty events carry only some fields: keep the others.
-            member = _replace(
+            member = evolve(
                 member,
-                status=old.status if member.status is None else member.status,
-                calls_taken=member.calls_taken or old.calls_taken,
-                penalty=old.penalty if member.penalty is None else member.penalty,
-                in_call=member.in_call if ev.get("InCall") is not None else old.in_call,
+                {
+                    "status": old.status if member.status is None else member.status,
+                    "calls_taken": member.calls_taken or old.calls_taken,
+                    "penalty": old.penalty if member.penalty is None else member.penalty,
+                    "in_call": member.in_call if g("InCall") is not None else old.in_call,
+                },
             )
         self.set_member(queue, member)
 
@@ -334,7 +345,7 @@ class FeaturesMixin:
 
     def forget_feature_channel(self, uniqueid: str) -> None:
         """A hung-up channel waits in no queue, talks in no conference, is parked nowhere."""
-        for queue in list(self.queues.values()):
+        for queue in [q for q in self.queues.values() if q.callers]:
             if any(c.uniqueid == uniqueid for c in queue.callers):
                 self._drop_caller(queue, uniqueid)
         for conference in list(self.conferences.values()):

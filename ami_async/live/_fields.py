@@ -33,13 +33,14 @@ def yes(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "yes", "true", "on")
 
 
-def line_value(text: str, tag: str, start: int = 0) -> str | None:
+def line_value(text: str, tag: str, start: int = 0, end: int | None = None) -> str | None:
     """The value of the line `tag` (`"\\r\\nKey: "`) in a frame's raw text, or `None`.
 
     Asterisk writes each header as `Key: value` on a line of its own, so a plain
     search finds one; the caller falls back to `Event.get` where that fails.
+    `start`, `end`: where the line may start.
     """
-    pos = text.find(tag, start)
+    pos = text.find(tag, start) if end is None else text.find(tag, start, end)
     if pos < 0:
         return None
     pos += len(tag)

@@ -202,7 +202,7 @@ class Model(FeaturesMixin):
 
     def apply(self, ev: Event) -> list[Change]:
         """Apply one event; the changes it made (empty for events the model ignores)."""
-        name = ev.name
+        name = ev._name or ev.name
         try:
             applier = self._by_name[name]
         except KeyError:
@@ -217,11 +217,18 @@ class Model(FeaturesMixin):
         applier(ev)
         return out
 
-    def now(self, ev: Event | None = None) -> datetime:
-        """The event's time: its `Timestamp` (manager.conf `timestampevents`), else the clock."""
+    def now(self, ev: Event | None = None, before: int | None = None) -> datetime:
+        """The event's time: its `Timestamp` (manager.conf `timestampevents`), else the clock.
+
+        `before`: where the event's channel fields start in its text (Asterisk
+        writes `Timestamp` among the first lines, before them).
+        """
         if ev is not None:
             text = ev._text
-            stamp = ev.get("Timestamp") if text is None else line_value(text, "\r\nTimestamp: ")
+            if text is None:
+                stamp = ev.get("Timestamp")
+            else:
+                stamp = line_value(text, "\r\nTimestamp: ", 0, before)
             if stamp is not None:
                 try:
                     return datetime.fromtimestamp(float(stamp), _UTC)
@@ -233,11 +240,17 @@ class Model(FeaturesMixin):
         if self.emitting:
             self._out.append(change)
 
-    def _value(self, ev: Event, key: str) -> str | None:
-        """One field of `ev`, read from its text where it can be (no parse of the rest)."""
+    def _value(self, ev: Event, key: str, start: int = 0) -> str | None:
+        """One field of `ev`, read from its text where it can be (no parse of the rest).
+
+        `start`: where in the text to look first (after the channel fields it follows).
+        """
         text = ev._text
         if text is not None and self._fast:
-            value = line_value(text, "\r\n" + key + ": ")
+            tag = "\r\n" + key + ": "
+            value = line_value(text, tag, start)
+            if value is None and start:
+                value = line_value(text, tag)
             if value is not None:
                 return value
         return ev.get(key)
@@ -390,11 +403,25 @@ class Model(FeaturesMixin):
 
     def touch(self, ev: Event, prefix: str, **extra: object) -> Channel | None:
         """Update the channel the event describes (fields with `prefix`) with what changed."""
+        return self._touch(ev, prefix, extra, None)
+
+    def _match(self, ev: Event, prefix: str = "") -> re.Match[str] | None:
+        """The snapshot lines of the channel with `prefix` in the event's text, if laid out so."""
+        text = ev._text
+        if text is None or not self._fast:
+            return None
+        return _LAYOUTS[prefix].pattern.search(text)
+
+    def _touch(
+        self, ev: Event, prefix: str, extra: dict[str, object], found: re.Match[str] | None
+    ) -> Channel | None:
+        """`touch`, with the snapshot lines already found (`_match`) or `None` to look."""
         text = ev._text
         layout = _LAYOUTS.get(prefix)
         if text is None or layout is None or not self._fast:
             return self._touch_parsed(ev, prefix, extra)
-        found = layout.pattern.search(text)
+        if found is None:
+            found = layout.pattern.search(text)
         if found is None or text.startswith(layout.chanvar, found.end()):
             return self._touch_parsed(ev, prefix, extra)
         values = found.groups()
@@ -586,16 +613,22 @@ class Model(FeaturesMixin):
                 self._end_call(source, self.now(self._event))
 
     def _newexten(self, ev: Event) -> None:
-        uniqueid = self._value(ev, "Uniqueid")
+        found = self._match(ev)
+        if found is None:
+            uniqueid = ev.get("Uniqueid")
+            after = 0
+        else:
+            uniqueid = found.group(_UNIQUEID + 1)
+            after = found.end() - 2
         old = self.channels.get(uniqueid) if uniqueid else None
         if old is None:
             return
-        app = self._value(ev, "Application")
-        data = self._value(ev, "AppData")
+        app = self._value(ev, "Application", after)
+        data = self._value(ev, "AppData", after)
         if app != old.application or data != old.app_data:
-            self.touch(ev, "", application=app, app_data=data)
+            self._touch(ev, "", {"application": app, "app_data": data}, found)
         else:
-            self.touch(ev, "")
+            self._touch(ev, "", {}, found)
 
     def _rename(self, ev: Event) -> None:
         uniqueid = ev.get("Uniqueid")
@@ -792,13 +825,19 @@ class Model(FeaturesMixin):
     # -- hang-ups and ends -------------------------------------------------------------------
 
     def _hangup(self, ev: Event) -> None:
-        uniqueid = self._value(ev, "Uniqueid")
+        found = self._match(ev)
+        if found is None:
+            uniqueid = ev.get("Uniqueid")
+            after = before = None
+        else:
+            uniqueid = found.group(_UNIQUEID + 1)
+            after, before = found.end() - 2, found.start()
         channel = self.channels.get(uniqueid or "")
         if channel is None:
             return
-        cause = _cause(self._value(ev, "Cause"))
-        at = self.now(ev)
-        last = self.touch(ev, "") or channel
+        cause = _cause(self._value(ev, "Cause", after or 0))
+        at = self.now(ev, before)
+        last = self._touch(ev, "", {}, found) or channel
         last = evolve(last, {"hangup_cause": cause, "raw": ev})
         self.remove_channel(last, at)
 

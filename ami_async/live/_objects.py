@@ -1,10 +1,11 @@
 """The read-only objects of the live model: channels, bridges, queues, conferences, parked calls.
 
 Each is a frozen dataclass: the model replaces an object when it changes, so one
-you hold (or one a change carries) never moves under you. (`Channel` and
-`Bridge`, replaced on most events, keep their fields in a `__dict__`: the model
-copies one in a fraction of what `dataclasses.replace` costs.) `raw` is the last
-event that described the object, with every field Asterisk sent.
+you hold (or one a change carries) never moves under you. (`Channel`, `Bridge`,
+`Queue` and `QueueMember`, replaced on most events, keep their fields in a
+`__dict__`: the model copies one in a fraction of what `dataclasses.replace`
+costs.) `raw` is the last event that described the object, with every field
+Asterisk sent.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Transfer:
     raw: Event | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueMember:
     """A queue member: `status` is Asterisk's device state number (1 not in use, 2 in use...)."""
 
@@ -148,7 +149,7 @@ class QueueCaller:
     raw: Event | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Queue:
     """A queue: its members by interface and its waiting callers in order."""
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from ..events import HangupCause
 from ._calls import Call, CallRecord
+from ._fields import make
 from ._objects import Disposition
 
 __all__ = ["build_record", "disposition_of_cause", "disposition_of_dial"]
@@ -76,18 +77,21 @@ def build_record(call: Call, ended_at: datetime, reason: str) -> CallRecord:
         cause = first.hangup_cause
     duration = max(0.0, (ended_at - started_at).total_seconds())
     billsec = 0.0 if answered_at is None else max(0.0, (ended_at - answered_at).total_seconds())
-    return CallRecord(
-        linkedid=call.linkedid,
-        caller=first.caller if first is not None else call.caller,
-        callee=call.callee,
-        started_at=started_at,
-        answered_at=answered_at,
-        ended_at=ended_at,
-        duration=duration,
-        billsec=billsec,
-        disposition=disposition,
-        cause=cause,
-        transfers=call.transfers,
-        channels=channels,
-        reason=reason,
+    return make(
+        CallRecord,
+        {
+            "linkedid": call.linkedid,
+            "caller": first.caller if first is not None else call.caller,
+            "callee": call.callee,
+            "started_at": started_at,
+            "answered_at": answered_at,
+            "ended_at": ended_at,
+            "duration": duration,
+            "billsec": billsec,
+            "disposition": disposition,
+            "cause": cause,
+            "transfers": call.transfers,
+            "channels": channels,
+            "reason": reason,
+        },
     )
