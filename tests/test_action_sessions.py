@@ -16,6 +16,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -568,3 +569,53 @@ async def run_example(argv: list[str]) -> tuple[int, str]:
     with contextlib.redirect_stdout(out):
         code = await asyncio.wait_for(main(argv), 4 * WAIT)
     return code, out.getvalue()
+
+
+async def test_slow_actions_example_runs_on_the_simulated_pbx() -> None:
+    code, out = await run_example(["--fake", "--delay", "0.2"])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["action_sessions=0", "action_sessions=2"]
+    for line in lines:
+        assert "Command took" in line and "meanwhile, slowest" in line
+
+
+def _at_least(items: list[float], count: int) -> bool:
+    return len(items) >= count
+
+
+async def test_slow_actions_example_pings_flow_only_with_action_sessions(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    ping_while = load_example().ping_while
+    for sessions in (2, 0):
+        async with client_for(fake, action_sessions=sessions) as client:
+            slow = await held_command(client, held, f"with {sessions}")
+            rtts: list[float] = []
+            pinging = asyncio.ensure_future(ping_while(client, slow, rtts))
+            if sessions:
+                # Pings answered while the Command is held: they flow.
+                await eventually(partial(_at_least, rtts, 3), "three Pings answered meanwhile")
+            else:
+                # Behind the held Command on the one session, the first Ping waits.
+                assert not await done_within(pinging, 0.2) and rtts == []
+            held.open()
+            await asyncio.wait_for(pinging, WAIT)
+            assert await slow == f"done: with {sessions}"
+            held.opened.clear()
+    assert len(rtts) == 1  # the Ping that waited for the Command, answered after it
+
+
+async def test_slow_actions_example_exit_statuses(fake: FakeAsterisk) -> None:
+    assert (await run_example(["--fake", "--originate", "Local/100@test"]))[0] == 2
+    assert (await run_example(["--command", "core show uptime"]))[0] == 2  # no credentials
+    login = ["--username", "admin", "--secret", SECRET, "--host", fake.host]
+    assert (await run_example([*login, "--port", str(fake.port)]))[0] == 2  # no slow action
+    closed = await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = closed.sockets[0].getsockname()[1]
+    closed.close()
+    await closed.wait_closed()
+    code, _ = await run_example([*login, "--port", str(port), "--command", "x"])
+    assert code == 3
+    code, out = await run_example([*login, "--port", str(fake.port), "--command", "x"])
+    assert code == 0 and out.count("Command took") == 2  # against a server with a quick Command
