@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from ..agi import AGIHandler, serve
-from .common import EXIT_OK, PROG, UsageError, out, run_async, say, subparser
+from .common import EXIT_OK, PROG, UsageError, add_verbose, out, run_async, say, subparser
 
 __all__ = ["add_agi_serve", "load_handler"]
 
@@ -74,6 +74,7 @@ def add_agi_serve(subparsers: Any) -> None:
     parser.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds (default: when stopped)"
     )
+    add_verbose(parser, "verbose")
     parser.set_defaults(handler=_run)
 
 
