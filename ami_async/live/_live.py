@@ -67,7 +67,8 @@ class Live:
         self._resync = resync
         self._snapshot_timeout = snapshot_timeout
         self._model = Model(clock, history)
-        self._hub = _Hub()
+        self._model.emitting = False  # until a changes() stream is open
+        self._hub = _Hub(self._set_emitting)
         self._loading = False
         self._buffer: list[Event] = []
         self._started = False
@@ -222,7 +223,6 @@ class Live:
             return
         model = self._model
         model._out = []  # (it still holds the last event's changes, published already)
-        model.emitting = bool(self._hub)
         reconcile(model, snap, reason)
         self._missing = frozenset(snap.missing)
         changes, model._out = model._out, []
@@ -241,15 +241,12 @@ class Live:
         if self._loading:
             self._buffer.append(ev)
             return
-        model = self._model
-        if self._hub._inboxes:
-            model.emitting = True
-            changes = model.apply(ev)
-            if changes:
-                self._hub.publish(changes)
-        else:  # nobody reads changes: the model does not build them
-            model.emitting = False
-            model.apply(ev)
+        changes = self._model.apply(ev)  # (none built while no stream is open)
+        if changes:
+            self._hub.publish(changes)
+
+    def _set_emitting(self, readers: bool) -> None:
+        self._model.emitting = readers
 
     # -- reconnects ----------------------------------------------------------------------------
 

@@ -140,6 +140,23 @@ class _Layout:
 _LAYOUTS = {"": _Layout(""), "Dest": _Layout("Dest")}
 
 
+#: `_value`'s search strings, made once.
+_TAG = {
+    key: f"\r\n{key}: "
+    for key in (
+        "Application",
+        "AppData",
+        "Uniqueid",
+        "DestUniqueid",
+        "DialString",
+        "DialStatus",
+        "BridgeUniqueid",
+        "Cause",
+    )
+}
+_NO_EXTRA: dict[str, object] = {}
+
+
 class _Seen:
     """The snapshot values a channel was last described with, and the channel they made."""
 
@@ -247,7 +264,9 @@ class Model(FeaturesMixin):
         """
         text = ev._text
         if text is not None and self._fast:
-            tag = "\r\n" + key + ": "
+            tag = _TAG.get(key)
+            if tag is None:
+                tag = "\r\n" + key + ": "
             value = line_value(text, tag, start)
             if value is None and start:
                 value = line_value(text, tag)
@@ -399,7 +418,7 @@ class Model(FeaturesMixin):
         self._seen[channel.uniqueid] = _Seen(self.channels[channel.uniqueid], values)
 
     def _touch_event(self, ev: Event) -> None:
-        self.touch(ev, "")
+        self._touch(ev, "", _NO_EXTRA, None)
 
     def touch(self, ev: Event, prefix: str, **extra: object) -> Channel | None:
         """Update the channel the event describes (fields with `prefix`) with what changed."""

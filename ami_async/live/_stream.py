@@ -9,7 +9,7 @@ changes were lost, then reading goes on; `"drop_oldest"`: counted in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,13 +24,16 @@ __all__ = ["ChangeStream"]
 class _Hub:
     """The publishing side: the inboxes of every open stream (what a dispatcher is to events)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_readers: Callable[[bool], None] | None = None) -> None:
         self._inboxes: list[_Inbox] = []
         self._sweep_needed = False
+        # Told whether any stream is open (the model builds changes only then).
+        self._on_readers = on_readers or (lambda _any: None)
 
     def open(self, maxsize: int, overflow: OverflowPolicy) -> ChangeStream:
         stream = ChangeStream(self, maxsize, overflow)
         self._inboxes.append(stream._sub._inbox)
+        self._on_readers(True)
         return stream
 
     def __bool__(self) -> bool:
@@ -40,18 +43,21 @@ class _Hub:
         if self._sweep_needed:
             self._sweep_needed = False
             self._inboxes = [i for i in self._inboxes if not i.closed]
+            self._on_readers(bool(self._inboxes))
         for change in changes:
             for inbox in self._inboxes:
                 inbox._put(cast(Any, change))
 
     def end(self) -> None:
         inboxes, self._inboxes = self._inboxes, []
+        self._on_readers(False)
         for inbox in inboxes:
             inbox._end(None)
 
     # what `Subscription` calls on its "dispatcher"
     def _remove_inbox(self, inbox: _Inbox) -> None:
         self._inboxes = [i for i in self._inboxes if i is not inbox]
+        self._on_readers(bool(self._inboxes))
 
 
 class ChangeStream:
