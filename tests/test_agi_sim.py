@@ -279,3 +279,25 @@ async def test_fastagi_garbage_and_unknown_commands_get_510() -> None:
     answers = received[0].decode().split("\n")
     assert answers[:2] == ["510 Invalid or unknown command"] * 2
     assert answers[2].startswith("520-") and "520 End of proper usage." in answers
+
+
+async def test_set_context_extension_priority_take_effect_when_the_agi_ends() -> None:
+    async def ivr(agi: AGISession) -> None:
+        await agi.set_context("test")
+        await agi.set_extension("600")
+        await agi.set_priority(2)
+        assert (await agi.exec("Playback", "beep")).result == 0  # still runs in full
+        await agi.verbose("done")
+
+    async with pbx() as (fake, client), fastagi(fake, ivr):
+        events: list[Event] = []
+        client.on("Newexten", "VarSet")(events.append)
+        await originate(client, "723")
+        run = await fake.pbx.agi.next_run()
+        assert await run.wait() == "SUCCESS"
+        await fake.pbx.wait_idle()
+    mine = [e for e in events if e.get("Channel") == run.channel]
+    playback = [e.get("Value") for e in mine if e.get("Variable") == "PLAYBACKSTATUS"]
+    assert playback == ["SUCCESS"]
+    after = [(e.get("Exten"), e.get("Priority")) for e in mine if e.name == "Newexten"]
+    assert after == [("723", "1"), *(("600", str(n)) for n in range(2, 6))]  # not 723's Set

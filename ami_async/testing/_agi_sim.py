@@ -98,6 +98,7 @@ class AGIRun:
     commands: list[tuple[str, str]] = field(default_factory=list)
     status: str | None = None
     exec_id: str = field(default="", repr=False)  # AGIExecStart's CommandId of the running one
+    goto: tuple[str, str, int] | None = field(default=None, repr=False)  # from SET CONTEXT...
     digits: collections.deque[str] = field(default_factory=collections.deque)
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     hungup: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -217,6 +218,8 @@ class SimAGI:
             channel._cleanups.remove(hung_up)
         if channel.alive and run.status is not None:
             self._pbx.set_variable(channel, "AGISTATUS", run.status)
+        if channel.alive and run.goto is not None and channel._goto is None:
+            channel._goto = run.goto
         return -1 if run.status == "HANGUP" else 0
 
     def _env(self, channel: SimChannel, url: str, args: list[str]) -> dict[str, str]:
@@ -643,32 +646,28 @@ async def _exec(sim: SimAGI, channel: SimChannel, run: AGIRun, args: list[str]) 
     return f"200 result={int(result or 0)}"
 
 
-def _goto(channel: SimChannel, context: str, exten: str, priority: int) -> None:
-    channel._goto = (context, exten, priority)
+def _set_location(part: int) -> Handler:
+    """SET CONTEXT (0), SET EXTENSION (1), SET PRIORITY (2): where the dialplan goes on after
+    the AGI (applied when it ends, so that EXEC'd applications still run meanwhile)."""
 
+    async def handler(sim: SimAGI, channel: SimChannel, run: AGIRun, args: list[str]) -> str:
+        if not args:
+            raise _Usage
+        context, exten, priority = run.goto or (
+            channel.context,
+            channel.exten,
+            channel.priority + 1,
+        )
+        if part == 0:
+            context = args[0]
+        elif part == 1:
+            exten = args[0]
+        else:
+            priority = _int(args[0])
+        run.goto = (context, exten, priority)
+        return "200 result=0"
 
-async def _set_context(sim: SimAGI, channel: SimChannel, run: AGIRun, args: list[str]) -> str:
-    if not args:
-        raise _Usage
-    where = channel._goto or (channel.context, channel.exten, channel.priority + 1)
-    _goto(channel, args[0], where[1], where[2])
-    return "200 result=0"
-
-
-async def _set_extension(sim: SimAGI, channel: SimChannel, run: AGIRun, args: list[str]) -> str:
-    if not args:
-        raise _Usage
-    where = channel._goto or (channel.context, channel.exten, channel.priority + 1)
-    _goto(channel, where[0], args[0], where[2])
-    return "200 result=0"
-
-
-async def _set_priority(sim: SimAGI, channel: SimChannel, run: AGIRun, args: list[str]) -> str:
-    if not args:
-        raise _Usage
-    where = channel._goto or (channel.context, channel.exten, channel.priority + 1)
-    _goto(channel, where[0], where[1], _int(args[0]))
-    return "200 result=0"
+    return handler
 
 
 async def _set_callerid(sim: SimAGI, channel: SimChannel, run: AGIRun, args: list[str]) -> str:
@@ -761,10 +760,10 @@ _COMMANDS: Final[dict[tuple[str, ...], Handler]] = {
     ("SAY", "TIME"): _say,
     ("SET", "AUTOHANGUP"): _ok,
     ("SET", "CALLERID"): _set_callerid,
-    ("SET", "CONTEXT"): _set_context,
-    ("SET", "EXTENSION"): _set_extension,
+    ("SET", "CONTEXT"): _set_location(0),
+    ("SET", "EXTENSION"): _set_location(1),
     ("SET", "MUSIC"): _set_music,
-    ("SET", "PRIORITY"): _set_priority,
+    ("SET", "PRIORITY"): _set_location(2),
     ("SET", "VARIABLE"): _set_variable,
     ("STREAM", "FILE"): _stream_file,
     ("VERBOSE",): _verbose,
