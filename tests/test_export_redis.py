@@ -193,7 +193,9 @@ async def test_xadd_uses_approximate_maxlen_and_batches_are_pipelined(
 
         watching = asyncio.ensure_future(watch())
         async with client_for(pbx) as client:
-            exporter = RedisStreamExporter(client, maxlen=50, batch=100, redis=counted)
+            exporter = RedisStreamExporter(
+                client, maxlen=50, batch=100, redis=counted, timeout=WAIT
+            )
             async with exporter:
                 redis_server.pause()  # the first write waits: the rest piles up
                 seen = asyncio.ensure_future(read_all(client, 1000))

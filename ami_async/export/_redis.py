@@ -94,8 +94,9 @@ class RedisStreamExporter:
 
     Use ``async with RedisStreamExporter(...)`` (or `start` and `close`), or
     ``await exporter.run()`` to export until cancelled or the source closes.
-    ``redis=`` takes a ready ``redis.asyncio.Redis`` instead of ``url`` (not
-    closed by the exporter).
+    ``timeout`` bounds each write and each connection attempt. ``redis=``
+    takes a ready ``redis.asyncio.Redis`` instead of ``url`` (its own
+    timeouts apply; not closed by the exporter).
     """
 
     def __init__(
