@@ -80,9 +80,13 @@ class Client(SubscriberMixin, LoginMixin, ActionsMixin):
 
     ``action_sessions`` (default 0) opens that many more sessions, events off,
     for the actions that block Asterisk's session (a synchronous ``Originate``,
-    ``Command``, ``Reload``..., or ``send_action(..., blocking=True)``): they
-    log in, reconnect and keep alive like the main one, and while none is up
-    those actions run on the main session.
+    ``Command``, ``Reload``..., or ``send_action(..., blocking=True)``): each
+    goes to the session with the fewest actions in flight, and every other
+    action (lists too) stays on the main session. They log in, reconnect and
+    keep alive like the main one; while none is up those actions run on the
+    main session, and one in flight on a session whose link is lost fails with
+    `ConnectionLostError`. `connect` returns once their first attempts are
+    over (within ``timeout``); `close` closes them.
     """
 
     list_completions: dict[str, str]
