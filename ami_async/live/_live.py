@@ -10,7 +10,6 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
 
 from ..errors import AMIConnectionError, AMIError
-from ..message import Event
 from ..subscription import OverflowPolicy, check_queue_options
 from ._calls import Call, CallRecord
 from ._changes import Change, Synced
@@ -69,8 +68,7 @@ class Live:
         self._model = Model(clock, history)
         self._model.emitting = False  # until a changes() stream is open
         self._hub = _Hub(self._set_emitting)
-        self._loading = False
-        self._buffer: list[Event] = []
+        self._model.publish = self._hub.publish
         self._started = False
         self._closed = False
         self._synced = False
@@ -181,8 +179,8 @@ class Live:
         self._started = True
         client = self._client
         # Subscribed before the snapshot: events meanwhile are kept, then applied on top.
-        self._loading = True
-        client.on(*self._names)(self._on_event)
+        self._model.held = []
+        client.on(*self._names)(self._model.follow)
         client.add_disconnect_hook(self._on_disconnect)
         client.add_connect_hook(self._on_connect)
         try:
@@ -198,7 +196,7 @@ class Live:
         self._closed = True
         self._synced = False
         client = self._client
-        client.off(self._on_event)
+        client.off(self._model.follow)
         client.remove_connect_hook(self._on_connect)
         client.remove_disconnect_hook(self._on_disconnect)
         if self._resync_task is not None:
@@ -211,9 +209,8 @@ class Live:
                     waiter.set_exception(AMIConnectionError("the live model is closed"))
 
     async def _load(self, reason: str) -> None:
-        if not self._loading:
-            self._loading = True
-            self._buffer = []
+        if self._model.held is None:
+            self._model.held = []
         try:
             snap = await take_snapshot(self._client, self._snapshot_timeout)
         except BaseException:
@@ -232,18 +229,10 @@ class Live:
         self._publish([Synced(reason=reason)])
 
     def _stop_loading(self) -> None:
-        buffered, self._buffer = self._buffer, []
-        self._loading = False
-        for ev in buffered:
-            self._on_event(ev)
-
-    def _on_event(self, ev: Event) -> None:
-        if self._loading:
-            self._buffer.append(ev)
-            return
-        changes = self._model.apply(ev)  # (none built while no stream is open)
-        if changes:
-            self._hub.publish(changes)
+        model = self._model
+        held, model.held = model.held or [], None
+        for ev in held:
+            model.follow(ev)
 
     def _set_emitting(self, readers: bool) -> None:
         self._model.emitting = readers
@@ -260,8 +249,7 @@ class Live:
         if self._closed or not self._lost or not self._resync:
             return
         self._lost = False
-        self._loading = True  # what arrives from now on goes on top of the new snapshot
-        self._buffer = []
+        self._model.held = []  # what arrives from now on goes on top of the new snapshot
         if self._resync_task is not None:
             self._resync_task.cancel()
         self._resync_task = asyncio.get_running_loop().create_task(self._run_resync())

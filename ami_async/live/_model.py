@@ -185,6 +185,9 @@ class Model(FeaturesMixin):
         self._fast = fast
         self._seen: dict[str, _Seen] = {}
         self._out: list[Change] = []
+        #: `follow`'s side: events held while a snapshot is taken, where changes go.
+        self.held: list[Event] | None = None
+        self.publish: Callable[[list[Change]], None] = lambda changes: None
         self._appliers: dict[str, Callable[[Event], None]] = {
             "newchannel": self._newchannel,
             "newstate": self._touch_event,
@@ -233,6 +236,32 @@ class Model(FeaturesMixin):
         self._event = ev
         applier(ev)
         return out
+
+    def follow(self, ev: Event) -> None:
+        """`apply` as `Live`'s event handler: the event waits in `held` while a snapshot is
+        taken (`held` is a list then, else `None`); the changes go to `publish`."""
+        held = self.held
+        if held is not None:
+            held.append(ev)
+            return
+        name = ev._name or ev.name
+        try:
+            applier = self._by_name[name]
+        except KeyError:
+            applier = self._appliers.get(name.lower())
+            if len(self._by_name) < 1024:
+                self._by_name[name] = applier
+        if applier is None:
+            return
+        self._event = ev
+        if self.emitting:
+            out: list[Change] = []
+            self._out = out
+            applier(ev)
+            if out:
+                self.publish(out)
+        else:  # (nothing is appended to `_out` then)
+            applier(ev)
 
     def now(self, ev: Event | None = None, before: int | None = None) -> datetime:
         """The event's time: its `Timestamp` (manager.conf `timestampevents`), else the clock.
