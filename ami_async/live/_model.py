@@ -128,13 +128,14 @@ def _variables(ev: Event, prefix: str, old: Mapping[str, str] | None) -> dict[st
 class _Layout:
     """How to find one channel's snapshot lines (with `prefix`) in an event's text."""
 
-    __slots__ = ("chanvar", "pattern")
+    __slots__ = ("chanvar", "pattern", "uniqueid")
 
     def __init__(self, prefix: str) -> None:
         lines = "\r\n".join(f"{prefix}{key}: ([^\r\n]*)" for key in _SNAPSHOT)
         self.pattern = re.compile(f"\r\n{lines}\r\n")
         # `channelvars` lines follow the snapshot at once.
         self.chanvar = f"{prefix}ChanVariable"
+        self.uniqueid = f"\r\n{prefix}Uniqueid: "
 
 
 _LAYOUTS = {"": _Layout(""), "Dest": _Layout("Dest")}
@@ -470,6 +471,8 @@ class Model(FeaturesMixin):
             return self._touch_parsed(ev, prefix, extra)
         if found is None:
             found = layout.pattern.search(text)
+            if found is None and layout.uniqueid not in text:
+                return None  # no such channel in it (an Originate's dial has no caller)
         if found is None or text.startswith(layout.chanvar, found.end()):
             return self._touch_parsed(ev, prefix, extra)
         values = found.groups()
