@@ -76,6 +76,7 @@ class AMIProtocol(asyncio.Protocol):
         self.cause: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._banner: asyncio.Future[str | None] = self._loop.create_future()
+        self._banner_seen = False
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -95,7 +96,12 @@ class AMIProtocol(asyncio.Protocol):
             wire_logger.debug("%s <<< %r", self.label, redact(data), extra=self._extra)
         if self._interest is not None:
             only = self._interest()
-            if only is not None and getattr(only, "scan_lists", False) and _LIST_MARK in data:
+            if (
+                only is not None
+                and type(only) is not frozenset  # (a plain set of names: no getattr)
+                and getattr(only, "scan_lists", False)
+                and _LIST_MARK in data
+            ):
                 # An action that may answer with a list is in flight: its answer
                 # and the list's end may both be in this read, and the end must
                 # be seen (skipped, the ActionID would stay an unfinished list).
@@ -115,8 +121,10 @@ class AMIProtocol(asyncio.Protocol):
             self.cause = exc
             self.abort()
             return
-        if not self._banner.done() and (messages or self.parser.banner is not None):
-            self._banner.set_result(self.parser.banner)
+        if not self._banner_seen and (messages or self.parser.banner is not None):
+            self._banner_seen = True  # (a flag: no method call per read after the banner)
+            if not self._banner.done():
+                self._banner.set_result(self.parser.banner)
         if messages:
             try:
                 self._on_messages(messages)
