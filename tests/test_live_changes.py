@@ -234,6 +234,19 @@ async def test_leaving_the_live_removes_its_hooks_and_its_handler() -> None:
                 assert live.closed
                 assert (client._connect_hooks, client._disconnect_hooks) == hooks
                 assert len(client._dispatcher.handler_runners()) == handlers
+            # Cancelled while it takes its snapshot: closed, nothing left behind.
+            for steps in range(4):
+                cancelled = Live(client)
+                task = asyncio.ensure_future(cancelled.start())
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert cancelled.closed or not cancelled._started  # (0 steps: never ran)
+                assert (client._connect_hooks, client._disconnect_hooks) == hooks
+                assert len(client._dispatcher.handler_runners()) == handlers
+            assert (await client.ping()).success  # the link is fine
             # A Live whose snapshot fails leaves nothing behind either.
             failing = Live(client, snapshot_timeout=5)
             await client.close()
@@ -312,16 +325,19 @@ def _events(path: Path) -> list[tuple[float, Event]]:
 @pytest.mark.parametrize("path", capture_files(), ids=fixture_id)
 def test_fast_reading_agrees_with_a_full_parse(path: Path) -> None:
     models = []
-    for fast in (True, False):
+    # fast; full parse; fast on events some other reader has parsed already (no text left)
+    for fast, parsed in ((True, False), (False, False), (True, True)):
         now = [0.0]
         model = Model(lambda now=now: 1_800_000_000.0 + now[0], 100, fast=fast)
         changes: list[str] = []
         for seconds, ev in _events(path):
             now[0] = seconds
+            if parsed:
+                assert ev.headers and ev._text is None
             changes.extend(repr(c) for c in model.apply(ev))
         models.append((model, changes))
-    (fast_model, fast_changes), (full_model, full_changes) = models
-    assert fast_changes == full_changes
+    (fast_model, fast_changes), (full_model, full_changes), (_, parsed_changes) = models
+    assert fast_changes == full_changes == parsed_changes
     assert list(fast_model.history) == list(full_model.history)
     assert fast_model.channels == full_model.channels
     assert fast_model.bridges == full_model.bridges
