@@ -10,7 +10,10 @@ ordinary actions, actions that wait for an event) stays on the main session,
 where the caller's events are. An action session that is down (or still
 connecting) is skipped: its work goes to the main session. What was in flight
 on a session whose link is lost fails with `ConnectionLostError`, as on the
-main session; actions are never re-sent.
+main session; actions are never re-sent. The sessions take the main client's
+settings (timeouts, keepalive, reconnect): with ``reconnect=False`` a session
+whose link is lost stays down until the main session reconnects, and its work
+goes to the main session meanwhile.
 """
 
 from __future__ import annotations

@@ -496,6 +496,43 @@ async def test_a_stalled_action_session_login_delays_connect_at_most_its_timeout
     await eventually(lambda: not fake.sessions, "every session closed")
 
 
+async def test_the_link_lost_while_action_sessions_log_in_fails_connect_cleanly(
+    fake: FakeAsterisk,
+) -> None:
+    held = asyncio.Event()
+
+    async def login(session: FakeSession, action: Message) -> list[tuple[str, str]] | None:
+        if action.get("Events") == "off":
+            held.set()
+            return None  # never answered
+        return accept_login(session, action)
+
+    fake.on_action("Login", login)
+    client = client_for(fake, boot_timeout=0)
+    opening = asyncio.ensure_future(client.connect())
+    await asyncio.wait_for(held.wait(), WAIT)
+    await fake.drop()  # every connection, the main one too
+    with pytest.raises(AMIConnectionError, match="lost right after login"):
+        await asyncio.wait_for(opening, WAIT)
+    assert not client.connected and not client.closed and client.reconnects == 0
+    await eventually(lambda: all(t.done() for t in client._tasks), "the client's tasks ended")
+    await client.close()
+
+
+async def test_everything_dropped_the_main_session_and_action_sessions_come_back(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    async with client_for(fake, action_sessions=2) as client:
+        await fake.drop()
+        await eventually(lambda: client.reconnects == 1 and client.connected, "reconnected")
+        await eventually(lambda: len(up(fake, "off")) == 2, "the action sessions back")
+        slow = await held_command(client, held)
+        assert held.sessions_of("Command")[-1] in up(fake, "off")
+        assert (await client.ping())["Ping"] == "Pong"
+        held.open()
+        assert await slow == "done: slow"
+
+
 # -- closing -------------------------------------------------------------------------------
 
 
