@@ -159,13 +159,15 @@ _NO_EXTRA: dict[str, object] = {}
 
 
 class _Seen:
-    """The snapshot values a channel was last described with, and the channel they made."""
+    """The snapshot values a channel was last described with (`block`: their lines as
+    written), and the channel they made."""
 
-    __slots__ = ("channel", "values")
+    __slots__ = ("block", "channel", "values")
 
-    def __init__(self, channel: Channel, values: tuple[str, ...]) -> None:
+    def __init__(self, channel: Channel, values: tuple[str, ...], block: str) -> None:
         self.channel = channel
         self.values = values
+        self.block = block
 
 
 class Model(FeaturesMixin):
@@ -445,7 +447,9 @@ class Model(FeaturesMixin):
             },
         )
         self.add_channel(channel)
-        self._seen[channel.uniqueid] = _Seen(self.channels[channel.uniqueid], values)
+        self._seen[channel.uniqueid] = _Seen(
+            self.channels[channel.uniqueid], values, found.group(0)
+        )
 
     def _touch_event(self, ev: Event) -> None:
         self._touch(ev, "", _NO_EXTRA, None)
@@ -475,8 +479,7 @@ class Model(FeaturesMixin):
                 return None  # no such channel in it (an Originate's dial has no caller)
         if found is None or text.startswith(layout.chanvar, found.end()):
             return self._touch_parsed(ev, prefix, extra)
-        values = found.groups()
-        uniqueid = values[_UNIQUEID]
+        uniqueid = found.group(_UNIQUEID + 1)
         old = self.channels.get(uniqueid)
         if old is None:
             return None
@@ -485,16 +488,19 @@ class Model(FeaturesMixin):
             # Not read from its snapshot yet (or replaced since by a snapshot): in full, once.
             new = self._touch_parsed(ev, prefix, extra)
             if new is not None:
-                self._seen[uniqueid] = _Seen(new, values)
+                self._seen[uniqueid] = _Seen(new, found.groups(), found.group(0))
             return new
-        was = seen.values
-        if values == was:
+        block = found.group(0)
+        if block == seen.block:  # the very same lines: the same values (no split needed)
             if not extra:
                 return old
             changes = {k: v for k, v in extra.items() if old.__dict__[k] != v}
         else:
+            values = found.groups()
+            was = seen.values
             seen.values = values
-            changes = self._snapshot_changes(ev, old, values, was)
+            seen.block = block
+            changes = self._snapshot_changes(ev, old, values, was) if values != was else {}
             if extra:
                 for k, v in extra.items():
                     if old.__dict__[k] != v:
