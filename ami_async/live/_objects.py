@@ -39,6 +39,11 @@ Disposition = Literal["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def _empty() -> Mapping[str, Any]:
+    # a mappingproxy is unhashable before Python 3.12, so dataclasses refuse it as a plain default
+    return _EMPTY
+
+
 @dataclass(frozen=True, slots=True)
 class CallerID:
     """A number and a name, `None` where Asterisk says `<unknown>` or sends nothing."""
@@ -78,7 +83,7 @@ class Channel:
     dialed_by: str | None
     created_at: datetime
     answered_at: datetime | None
-    variables: Mapping[str, str] = _EMPTY
+    variables: Mapping[str, str] = field(default_factory=_empty)
     on_hold: bool = False
     hangup_cause: HangupCause | int | None = None
     raw: Event | None = field(default=None, repr=False, compare=False)
@@ -155,7 +160,7 @@ class Queue:
 
     name: str
     strategy: str | None = None
-    members: Mapping[str, QueueMember] = _EMPTY
+    members: Mapping[str, QueueMember] = field(default_factory=_empty)
     callers: tuple[QueueCaller, ...] = ()
     completed: int | None = None
     abandoned: int | None = None
@@ -182,7 +187,7 @@ class Conference:
     """A ConfBridge conference and its participants by uniqueid."""
 
     name: str
-    participants: Mapping[str, ConferenceParticipant] = _EMPTY
+    participants: Mapping[str, ConferenceParticipant] = field(default_factory=_empty)
     bridge: str | None = None
     locked: bool = False
     raw: Event | None = field(default=None, repr=False, compare=False)
