@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _waiting import eventually as wait_until
 
 from ami_async import (
     ActionTimeoutError,
@@ -58,12 +59,7 @@ def client_for(fake: FakeAsterisk, **options: Any) -> Client:
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
     """Wait (at most WAIT seconds) until ``condition()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.005)
+    await wait_until(condition, what, timeout=WAIT)
 
 
 def up(fake: FakeAsterisk, events: str) -> list[FakeSession]:

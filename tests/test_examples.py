@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from _fixtures import FIXTURES
+from _waiting import eventually as wait_until
 
 from ami_async import Client, Event, Message, Parser
 from ami_async.testing import FakeAsterisk, FakeSession, make_response, with_action_id
@@ -73,12 +74,7 @@ def client_for(pbx: FakeAsterisk, **options: Any) -> Client:
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
     """Wait (at most WAIT seconds) until ``condition()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.005)
+    await wait_until(condition, what, timeout=WAIT)
 
 
 def hangup_headers(channel: str, uniqueid: str, linkedid: str, cause: int = 16) -> dict[str, str]:

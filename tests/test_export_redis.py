@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from _cli import Cli, cli, free_port, wait_stderr
 from _redis import RedisServer, redis_server
+from _waiting import eventually as wait_until
 
 from ami_async import Client, Fleet
 from ami_async.export import RedisStreamExporter, StreamEntry, decode_entry
@@ -57,12 +58,8 @@ def client_for(pbx: FakeAsterisk, name: str = "pbx1") -> Client:
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.005)
+    """Wait (at most WAIT seconds) until ``condition()`` holds."""
+    await wait_until(condition, what, timeout=WAIT)
 
 
 async def flood(pbx: FakeAsterisk, start: int, stop: int, name: str = "Seq") -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import _chromium
 import pytest
+from _waiting import eventually as wait_until
 
 from ami_async import Client
 from ami_async.testing import FakeAsterisk
@@ -82,12 +83,8 @@ async def serve(app: web.Application, port: int = 0) -> AsyncIterator[str]:
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
+    """Wait (at most WAIT seconds) until ``condition()`` holds."""
+    await wait_until(condition, what, timeout=WAIT, interval=0.02)
 
 
 # -- the page ----------------------------------------------------------------------------------
