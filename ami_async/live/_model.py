@@ -229,9 +229,7 @@ class Model(FeaturesMixin):
         try:
             applier = self._by_name[name]
         except KeyError:
-            applier = self._appliers.get(name.lower())
-            if len(self._by_name) < 1024:
-                self._by_name[name] = applier
+            applier = self._learn(name)
         out: list[Change] = []
         if applier is None:
             return out
@@ -239,6 +237,13 @@ class Model(FeaturesMixin):
         self._event = ev
         applier(ev)
         return out
+
+    def _learn(self, name: str) -> Callable[[Event], None] | None:
+        """The applier of an event name seen for the first time, remembered (up to 1024 names)."""
+        applier = self._appliers.get(name.lower())
+        if len(self._by_name) < 1024:
+            self._by_name[name] = applier
+        return applier
 
     def follow(self, ev: Event) -> None:
         """`apply` as `Live`'s event handler: the event waits in `held` while a snapshot is
@@ -251,9 +256,7 @@ class Model(FeaturesMixin):
         try:
             applier = self._by_name[name]
         except KeyError:
-            applier = self._appliers.get(name.lower())
-            if len(self._by_name) < 1024:
-                self._by_name[name] = applier
+            applier = self._learn(name)
         if applier is None:
             return
         self._event = ev
