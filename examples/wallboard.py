@@ -56,8 +56,8 @@ STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
 PAGE = Path(__file__).with_name("wallboard.html")
 #: Seconds between keepalive comments on an idle stream.
 SSE_KEEPALIVE = 15.0
-#: Seconds between two looks at what no change reports: the link to Asterisk
-#: lost (the page then says "resyncing"), the browser gone.
+#: Seconds between two looks at whether the browser is gone (no change says so;
+#: the link to Asterisk going and coming back does: `Unsynced`, then `Synced`).
 STATUS_POLL = 1.0
 #: Changes a slow browser may fall behind by before it is simply sent the whole board again.
 SSE_QUEUE_SIZE = 1000
@@ -231,28 +231,25 @@ def events_handler(keepalive: float) -> Callable[[web.Request], Any]:
         try:
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
-            synced = live.synced
             await response.write(sse(board(live), "state"))
             written = loop.time()
             while True:
+                # Every change sends the board, `Unsynced` (the link to Asterisk is
+                # lost: the page says "resyncing") and `Synced` (current again) too.
                 try:
                     await changes.get(timeout=STATUS_POLL)
                 except TimeoutError:
                     if request.transport is None or request.transport.is_closing():
                         break  # the browser went away (aiohttp does not cancel the handler)
-                    if live.synced == synced and loop.time() - written < keepalive:
-                        continue
-                    if live.synced == synced:  # keeps proxies from closing a quiet stream
+                    if loop.time() - written >= keepalive:  # proxies close quiet streams
                         await response.write(b": keepalive\n\n")
                         written = loop.time()
-                        continue
-                    # The link to Asterisk went down (or came back): no change says so.
+                    continue
                 except SubscriptionOverflowError:
                     pass  # some were lost: the board sent next is whole anyway
                 except AMIError:
                     break  # the client closed or gave up
                 _drain(changes)  # one board for a burst of changes
-                synced = live.synced
                 await response.write(sse(board(live), "state"))
                 written = loop.time()
         except (ConnectionResetError, asyncio.CancelledError):

@@ -1,12 +1,15 @@
 """The live model across reconnects and restarts: resync reports what changed while the
 link was down (`reason="resync"`), a channel that ended meanwhile never stays, and events
-that arrive while a snapshot is being taken are applied on top of it."""
+that arrive while a snapshot is being taken are applied on top of it. Losing the link
+publishes `Unsynced` (once per loss, never on `close()`), before the resync's changes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from _waiting import eventually
 
 import ami_async
 from ami_async.live import (
@@ -18,6 +21,7 @@ from ami_async.live import (
     ChannelRemoved,
     Live,
     Synced,
+    Unsynced,
 )
 from ami_async.message import Message
 from ami_async.testing import FakeAsterisk, FakeSession, FaultProxy, make_response, with_action_id
@@ -136,8 +140,15 @@ async def test_item4_restart_with_a_call_up_ends_it_and_resyncs() -> None:
             await fake.restart()
             record = await call.ended(timeout=10)
             assert record.reason == "event"  # the Hangups came before the Shutdown
-            await until_synced(stream, "resync")
+            changes = await until_synced(stream, "resync")
             assert not live.channels and not live.calls and live.synced
+            # One Unsynced, after the call's end; what follows it is the resync's.
+            kinds = [type(c) for c in changes]
+            assert kinds.count(Unsynced) == 1
+            lost = kinds.index(Unsynced)
+            ended = [c for c in changes[:lost] if isinstance(c, CallEnded)]
+            assert [c.record for c in ended] == [record]
+            assert all(c.reason == "resync" for c in changes[lost + 1 :])
 
 
 async def test_item4_restart_while_the_link_is_down_never_keeps_the_call() -> None:
@@ -240,3 +251,100 @@ async def test_item1_snapshot_reads_channels_bridges_queues_conferences_and_park
                         "ParkedCalls",
                         "QueueStatus",
                     }
+
+
+# -- Unsynced: the loss of the link, as a change -----------------------------------------------
+
+
+def unsynced(changes: list[Change]) -> list[Unsynced]:
+    return [c for c in changes if isinstance(c, Unsynced)]
+
+
+async def test_losing_the_link_publishes_unsynced_then_the_resync_differences_then_synced() -> None:
+    async with pbx_behind_proxy() as (fake, proxy, client), Live(client) as live:
+        linkedid = await call_up(client)
+        names = [c.name for c in live.calls[linkedid].channels.values()]
+        stream = live.changes()
+        proxy.refuse(True, reset=True)  # reconnects are reset, again and again
+        proxy.cut()
+        first = await stream.get(timeout=10)
+        assert isinstance(first, Unsynced)
+        assert first.reason == "disconnect" and first.event is None
+        assert isinstance(first.cause, str) and "lost" in first.cause
+        assert "amp111" not in first.cause
+        assert not live.synced
+        async with ami_async.connect(fake.host, fake.port, **USER) as direct:
+            await direct.hangup(names[0])
+            await fake.pbx.wait_idle()
+        await proxy.wait_until(lambda: proxy.connections_refused >= 3, timeout=10)
+        assert stream.get_nowait() is None  # failed reconnects say nothing more
+        proxy.refuse(False)
+        rest = await until_synced(stream, "resync")
+        assert live.synced
+        assert not unsynced(rest)
+        assert isinstance(rest[-1], Synced)
+        between = rest[:-1]
+        assert between and all(c.reason == "resync" for c in between)
+        assert sorted(removed_names(between)) == sorted(names)
+        assert [c.call.linkedid for c in between if isinstance(c, CallEnded)] == [linkedid]
+
+
+async def test_a_refused_login_on_reconnect_publishes_no_second_unsynced() -> None:
+    """The client calls its disconnect hooks again for each refused login; one loss, one change."""
+    async with FakeAsterisk(auth_failure_delay=0) as fake:
+        client = ami_async.Client(
+            fake.host,
+            fake.port,
+            **USER,
+            ping_interval=None,
+            reconnect_delay=0.01,
+            max_auth_failures=10,
+        )
+        hooked: list[BaseException | None] = []
+        client.add_disconnect_hook(lambda _client, cause: hooked.append(cause))
+        async with client, Live(client) as live:
+            stream = live.changes()
+            fake.users["admin"] = "not-the-secret"
+            await fake.drop()
+            await eventually(lambda: len(hooked) >= 3, "two refused logins after the loss")
+            fake.users["admin"] = USER["secret"]
+            changes = await until_synced(stream, "resync")
+            assert len(unsynced(changes)) == 1 and changes[0] is unsynced(changes)[0]
+            assert "lost" in (unsynced(changes)[0].cause or "")
+            assert live.synced
+
+
+async def test_closing_the_live_publishes_no_unsynced() -> None:
+    async with pbx_behind_proxy() as (_fake, proxy, client):
+        live = Live(client)
+        await live.start()
+        stream = live.changes()
+        await call_up(client)
+        live.close()
+        proxy.cut()  # the link going after close() reaches no stream either
+        await proxy.wait_until(lambda: not client.connected)
+        seen = [change async for change in stream]  # ends: the Live is closed
+        assert seen and not unsynced(seen)
+        assert not live.synced
+
+
+async def test_resync_false_publishes_unsynced_and_never_synced() -> None:
+    async with pbx_behind_proxy() as (fake, proxy, client), Live(client, resync=False) as live:
+        stream = live.changes()
+        proxy.cut()
+        first = await stream.get(timeout=10)
+        assert isinstance(first, Unsynced) and first.reason == "disconnect"
+        await client.wait_connected(timeout=10)
+        # Events go on being applied to the (stale) model; no snapshot, no Synced.
+        linkedid = await call_up(client)
+        seen: list[Change] = []
+        while not any(isinstance(c, CallStarted) for c in seen):
+            seen.append(await stream.get(timeout=10))
+        assert [c.call.linkedid for c in seen if isinstance(c, CallStarted)] == [linkedid]
+        await client.ping()
+        while (change := stream.get_nowait()) is not None:
+            seen.append(change)
+        assert not [c for c in seen if isinstance(c, (Synced, Unsynced))]
+        assert not live.synced
+        snapshots = [a for a in fake.actions if a.get("Action") == "CoreShowChannels"]
+        assert len(snapshots) == 1  # the first one only

@@ -37,6 +37,7 @@ from ._changes import (
     QueueMemberRemoved,
     QueueMemberUpdated,
     Synced,
+    Unsynced,
 )
 from ._live import Live
 from ._objects import (
@@ -92,4 +93,5 @@ __all__ = [
     "QueueMemberUpdated",
     "Synced",
     "Transfer",
+    "Unsynced",
 ]

@@ -2,7 +2,8 @@
 
 Every change has `reason` (`"event"`: an event said so; `"snapshot"`: the
 model's first snapshot; `"resync"`: the snapshot taken after a reconnect found
-it) and `event` (the event that caused it, `None` for snapshots).
+it; `"disconnect"`: the link was lost, for `Unsynced`) and `event` (the event
+that caused it, `None` for snapshots and link changes).
 
 The model builds changes only while a `live.changes()` stream is open, with
 `fields.make` (a frozen dataclass's `__init__` sets each field through
@@ -49,6 +50,7 @@ __all__ = [
     "QueueMemberRemoved",
     "QueueMemberUpdated",
     "Synced",
+    "Unsynced",
 ]
 
 
@@ -207,3 +209,16 @@ class CallUnparked(Change):
 @dataclass(frozen=True)
 class Synced(Change):
     """The model is current again: its snapshot (first or after a reconnect) is applied."""
+
+
+@dataclass(frozen=True)
+class Unsynced(Change):
+    """The model is no longer current: the link to Asterisk was lost (`reason="disconnect"`).
+
+    Published once per loss, only after a `Synced` (they alternate); `cause`
+    says why, in words (the client's error text), or is `None`. With
+    `resync=True` a `Synced(reason="resync")` follows once the model is current
+    again; with `resync=False` the model stays stale from here on.
+    """
+
+    cause: str | None = None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import AMIConnectionError, AMIError
 from ..subscription import OverflowPolicy, check_queue_options
 from ._calls import Call, CallRecord
-from ._changes import Change, Synced
+from ._changes import Change, Synced, Unsynced
 from ._model import Model
 from ._objects import Bridge, Channel, Conference, ParkedCall, Queue
 from ._reconcile import reconcile
@@ -36,7 +36,9 @@ class Live:
     views that change as events arrive; the objects in them are frozen and
     replaced when they change. After a reconnect (with `resync=True`) the
     snapshot is taken again and the differences are reported as changes with
-    `reason="resync"`; `synced` is false from the loss of the link until then.
+    `reason="resync"`; `synced` is false from the loss of the link until then,
+    and `changes()` streams get `Unsynced(reason="disconnect")` when it is lost,
+    then those changes, then `Synced(reason="resync")`.
 
     `history` is how many finished `CallRecord`s `live.history` keeps;
     `changes_maxsize` the default queue bound of `changes()` (the client's
@@ -242,8 +244,10 @@ class Live:
     def _on_disconnect(self, client: Client, cause: BaseException | None) -> None:
         if self._closed:
             return
-        self._synced = False
         self._lost = True
+        if self._synced:  # once per loss: a failed reconnect calls this again
+            self._synced = False
+            self._publish([Unsynced(reason="disconnect", cause=str(cause) if cause else None)])
 
     def _on_connect(self, client: Client) -> None:
         if self._closed or not self._lost or not self._resync:
