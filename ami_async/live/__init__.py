@@ -39,7 +39,7 @@ from ._changes import (
     Synced,
     Unsynced,
 )
-from ._live import Live
+from ._live import Live, SnapshotOverflowError
 from ._objects import (
     Bridge,
     CallerID,
@@ -91,6 +91,7 @@ __all__ = [
     "QueueMemberAdded",
     "QueueMemberRemoved",
     "QueueMemberUpdated",
+    "SnapshotOverflowError",
     "Synced",
     "Transfer",
     "Unsynced",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
 
-from ..errors import AMIConnectionError, AMIError
+from ..errors import AMIConnectionError, AMIError, SubscriptionOverflowError
 from ..subscription import OverflowPolicy, check_queue_options
 from ._calls import Call, CallRecord
 from ._changes import Change, Synced, Unsynced
@@ -21,10 +21,50 @@ from ._stream import ChangeStream, _Hub
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..message import Event
 
-__all__ = ["Live"]
+__all__ = ["Live", "SnapshotOverflowError"]
 
 logger = logging.getLogger("ami_async.live")
+
+#: `start()` gives up after this many snapshots in a row that overflowed `hold_maxsize`.
+START_ATTEMPTS = 3
+#: Seconds before taking an overflowed snapshot again: doubled each time, up to the cap.
+RETRY_PAUSE = 0.1
+RETRY_PAUSE_MAX = 5.0
+
+
+class SnapshotOverflowError(SubscriptionOverflowError):
+    """More events than `hold_maxsize` arrived during each of `start()`'s snapshots.
+
+    `dropped` counts those of the last one. An `AMIError` (and a
+    `SubscriptionOverflowError`): raise `hold_maxsize`.
+    """
+
+
+class _Held(list["Event"]):
+    """The events that arrive while a snapshot is taken, at most `maxsize`.
+
+    One more and they are all dropped (counted in `dropped`, as every later one
+    is): the snapshot is then known to be stale and is taken again. Only
+    `append` is bounded: it is all `Model.follow` calls.
+    """
+
+    __slots__ = ("dropped", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+        self.dropped = 0
+
+    def append(self, ev: Event) -> None:
+        if self.dropped:
+            self.dropped += 1
+        elif len(self) < self.maxsize:
+            super().append(ev)
+        else:
+            self.dropped = len(self) + 1
+            self.clear()
 
 
 class Live:
@@ -44,7 +84,10 @@ class Live:
     `changes_maxsize` the default queue bound of `changes()` (the client's
     `event_queue_size` when not given); `clock` gives the time in seconds since
     the epoch for events without a `Timestamp` (tests and replays pass their
-    own); `snapshot_timeout` bounds each snapshot action.
+    own); `snapshot_timeout` bounds each snapshot action; `hold_maxsize` is
+    the most events kept while a snapshot is taken (more, and the snapshot is
+    taken again: `start()` raises `SnapshotOverflowError` after 3 such
+    snapshots, a resync tries until it gets one, `synced` false meanwhile).
     """
 
     def __init__(
@@ -56,10 +99,15 @@ class Live:
         resync: bool = True,
         clock: Callable[[], float] = time.time,
         snapshot_timeout: float = 10.0,
+        hold_maxsize: int = 100_000,
     ) -> None:
         if isinstance(history, bool) or not isinstance(history, int) or history < 0:
             raise ValueError(
                 f"history must be a whole number of records, 0 or more, not {history!r}"
+            )
+        if isinstance(hold_maxsize, bool) or not isinstance(hold_maxsize, int) or hold_maxsize < 1:
+            raise ValueError(
+                f"hold_maxsize must be a whole number of events, 1 or more, not {hold_maxsize!r}"
             )
         maxsize = client.event_queue_size if changes_maxsize is None else changes_maxsize
         check_queue_options(maxsize, "error")
@@ -67,6 +115,7 @@ class Live:
         self._changes_maxsize = maxsize
         self._resync = resync
         self._snapshot_timeout = snapshot_timeout
+        self._hold_maxsize = hold_maxsize
         self._model = Model(clock, history)
         self._model.emitting = False  # until a changes() stream is open
         self._hub = _Hub(self._set_emitting)
@@ -181,7 +230,7 @@ class Live:
         self._started = True
         client = self._client
         # Subscribed before the snapshot: events meanwhile are kept, then applied on top.
-        self._model.held = []
+        self._model.held = _Held(self._hold_maxsize)
         client.on(*self._names)(self._model.follow)
         client.add_disconnect_hook(self._on_disconnect)
         client.add_connect_hook(self._on_connect)
@@ -211,16 +260,43 @@ class Live:
                     waiter.set_exception(AMIConnectionError("the live model is closed"))
 
     async def _load(self, reason: str) -> None:
-        if self._model.held is None:
-            self._model.held = []
-        try:
-            snap = await take_snapshot(self._client, self._snapshot_timeout)
-        except BaseException:
-            self._stop_loading()
-            raise
-        if self._closed:
-            return
         model = self._model
+        attempts = 0
+        while True:
+            held = model.held
+            if not isinstance(held, _Held) or held.dropped:
+                held = model.held = _Held(self._hold_maxsize)
+            try:
+                snap = await take_snapshot(self._client, self._snapshot_timeout)
+            except BaseException:
+                self._stop_loading()
+                raise
+            if self._closed:
+                return
+            if not held.dropped:
+                break
+            # Events were lost: this snapshot plus what is held would be stale. Until the
+            # next one, `held` keeps nothing and only counts (memory stays bounded).
+            attempts += 1
+            if reason == "snapshot" and attempts >= START_ATTEMPTS:
+                raise SnapshotOverflowError(
+                    f"{held.dropped} events arrived while the live model's snapshot was taken, "
+                    f"more than hold_maxsize={self._hold_maxsize}, {attempts} times in a row: "
+                    "raise hold_maxsize",
+                    held.dropped,
+                )
+            pause = min(RETRY_PAUSE * 2 ** (attempts - 1), RETRY_PAUSE_MAX)
+            logger.warning(
+                "live model: %d events arrived during the %s, more than hold_maxsize=%d: "
+                "dropped them, taking it again in %.1f s",
+                held.dropped,
+                reason,
+                self._hold_maxsize,
+                pause,
+            )
+            await asyncio.sleep(pause)
+            if self._closed:
+                return
         model._out = []  # (it still holds the last event's changes, published already)
         reconcile(model, snap, reason)
         self._missing = frozenset(snap.missing)
@@ -232,8 +308,8 @@ class Live:
 
     def _stop_loading(self) -> None:
         model = self._model
-        held, model.held = model.held or [], None
-        for ev in held:
+        held, model.held = model.held or (), None
+        for ev in held:  # (none if it overflowed)
             model.follow(ev)
 
     def _set_emitting(self, readers: bool) -> None:
@@ -253,7 +329,8 @@ class Live:
         if self._closed or not self._lost or not self._resync:
             return
         self._lost = False
-        self._model.held = []  # what arrives from now on goes on top of the new snapshot
+        # What arrives from now on goes on top of the new snapshot.
+        self._model.held = _Held(self._hold_maxsize)
         if self._resync_task is not None:
             self._resync_task.cancel()
         self._resync_task = asyncio.get_running_loop().create_task(self._run_resync())
