@@ -345,6 +345,32 @@ def test_fast_reading_agrees_with_a_full_parse(path: Path) -> None:
     assert fast_model.queues == full_model.queues
 
 
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_a_bare_lf_in_a_value_is_read_as_the_parser_reads_it(every: int) -> None:
+    """Quirk: Asterisk ends lines with CRLF, but a value may hold a bare LF (a caller name set
+    so in the dialplan). `Event.get` splits the line there; the block reading must too, not
+    take the value whole (its pattern would match across the LF)."""
+    raw = call_bytes(0)
+    parts = raw.split(b"ConnectedLineName: <unknown>")
+    assert len(parts) > 6
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        name = b"Al\nice" if i % every == 0 else b"<unknown>"
+        out += b"ConnectedLineName: " + name + part
+    results = []
+    for fast in (True, False):
+        model = Model(lambda: 1_800_000_000.0, 10, fast=fast)
+        changes = []
+        for ev in Parser().feed(out):
+            changes.extend(repr(c) for c in model.apply(ev))  # type: ignore[arg-type]
+        results.append((changes, list(model.history)))
+    (fast_changes, fast_history), (full_changes, full_history) = results
+    assert any("CallerID(num=None, name='Al')" in c for c in full_changes)
+    assert not any("Al\\nice" in c for c in fast_changes)
+    assert fast_changes == full_changes
+    assert fast_history == full_history and len(fast_history) == 1
+
+
 def test_fast_reading_is_used_on_the_benchmark_call() -> None:
     """The agreement above is not vacuous: the block path really runs (and is cached)."""
     model = Model(lambda: 1_800_000_000.0, 10)

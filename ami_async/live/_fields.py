@@ -15,9 +15,22 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+#: `caller_id`'s answers: the same few numbers and names come again and again, and a
+#: frozen dataclass's `__init__` costs several dict look-ups' worth. Bounded: cleared when full.
+_CALLERS: dict[tuple[str | None, str | None], CallerID] = {}
+_CALLERS_MAX = 4096
+
+
 def caller_id(num: str | None, name: str | None) -> CallerID:
     """A `CallerID`, with Asterisk's `<unknown>` (and empty) read as `None`."""
-    return CallerID(None if num in _UNKNOWN else num, None if name in _UNKNOWN else name)
+    key = (num, name)
+    who = _CALLERS.get(key)
+    if who is None:
+        who = CallerID(None if num in _UNKNOWN else num, None if name in _UNKNOWN else name)
+        if len(_CALLERS) >= _CALLERS_MAX:
+            _CALLERS.clear()
+        _CALLERS[key] = who
+    return who
 
 
 def number(value: str | None) -> int | None:
