@@ -533,17 +533,7 @@ class Model(FeaturesMixin):
         seen.channel = new
         channels[uniqueid] = new
         if self.emitting:
-            self._out.append(
-                make(
-                    ChannelUpdated,
-                    {
-                        "channel": new,
-                        "previous": old,
-                        "reason": self._reason,
-                        "event": self._event,
-                    },
-                )
-            )
+            self._updated(old, new)
         if "linkedid" in changes:  # (set only when it differs from the channel's)
             self._move(old, new)
         if "answered_at" in changes:  # (set only on the channel's first answer)
@@ -654,21 +644,19 @@ class Model(FeaturesMixin):
             seen.channel = new
         return new
 
+    def _updated(self, old: Channel, new: Channel) -> None:
+        self._out.append(
+            make(
+                ChannelUpdated,
+                {"channel": new, "previous": old, "reason": self._reason, "event": self._event},
+            )
+        )
+
     def update_channel(self, old: Channel, new: Channel) -> None:
         """Replace `old` by `new` and say what that means for its call."""
         self.channels[new.uniqueid] = new
         if self.emitting:
-            self._out.append(
-                make(
-                    ChannelUpdated,
-                    {
-                        "channel": new,
-                        "previous": old,
-                        "reason": self._reason,
-                        "event": self._event,
-                    },
-                )
-            )
+            self._updated(old, new)
         if new.linkedid != old.linkedid:
             self._move(old, new)
         if new.answered_at is not None and old.answered_at is None:
