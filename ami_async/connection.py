@@ -28,7 +28,6 @@ logger = logging.getLogger("ami_async")
 wire_logger = logging.getLogger("ami_async.wire")
 
 #: In a list's answer (`EventList: start`) and in its last event (`EventList: Complete`).
-_LIST_MARK: Final = b"EventList:"
 _SECRET_LINE: Final = re.compile(rb"(?im)^(secret[ \t]*:)[^\r\n]*")
 _SECRET_OR_KEY_LINE: Final = re.compile(rb"(?im)^((?:secret|key)[ \t]*:)[^\r\n]*")
 
@@ -46,8 +45,8 @@ class AMIProtocol(asyncio.Protocol):
 
     `interest()`, asked before each read, gives the lower-cased event names to
     keep (the parser skips the other events unparsed) or `None` for all; a set
-    whose `scan_lists` attribute is true also asks that a read carrying
-    `EventList:` be parsed in full.
+    whose `scan_lists` attribute is true also asks that nothing be skipped after
+    an answer carrying `EventList:` in the same read (see `Parser.only_events`).
     """
 
     def __init__(
@@ -95,18 +94,8 @@ class AMIProtocol(asyncio.Protocol):
         if self.trace and wire_logger.isEnabledFor(logging.DEBUG):
             wire_logger.debug("%s <<< %r", self.label, redact(data), extra=self._extra)
         if self._interest is not None:
-            only = self._interest()
-            if (
-                only is not None
-                and type(only) is not frozenset  # (a plain set of names: no getattr)
-                and getattr(only, "scan_lists", False)
-                and _LIST_MARK in data
-            ):
-                # An action that may answer with a list is in flight: its answer
-                # and the list's end may both be in this read, and the end must
-                # be seen (skipped, the ActionID would stay an unfinished list).
-                only = None
-            self.parser.only_events = only
+            # (With `scan_lists`, the parser stops skipping at an answer that opens a list.)
+            self.parser.only_events = self._interest()
         try:
             messages = self.parser.feed(data)
         except ProtocolError as exc:

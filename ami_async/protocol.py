@@ -44,6 +44,10 @@ DEFAULT_MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
 
 _END_COMMAND: Final = b"--END COMMAND--"
 _FOLLOWS: Final = b"response: follows"
+#: How many event names (as written) the parser remembers the wanted-or-not of.
+_KNOWN_NAMES_MAX: Final = 1024
+#: ... only of names up to this long (a server could send names as long as a frame).
+_KNOWN_NAME_LEN: Final = 64
 _FOLLOWS_HEADER_KEYS: Final = frozenset({"response", "privilege", "actionid"})
 
 HeaderScalar: TypeAlias = "str | int | float | bool"
@@ -73,6 +77,8 @@ class Parser:
         "_expect_banner",
         "_follows_decided",
         "_max",
+        "_only_for",
+        "_only_names",
         "_scan",
         "banner",
         "only_events",
@@ -97,7 +103,13 @@ class Parser:
         #: When set, frames that start with ``Event: <name>`` whose lower-cased
         #: name is not in it are skipped without being decoded or parsed (the
         #: client sets it to the names its subscribers want, when that is known).
+        #: If the set's ``scan_lists`` attribute is true, a frame that is no
+        #: event and carries ``EventList:`` (an answer opening a list) ends the
+        #: skipping for the rest of the read: the list's end must be seen.
         self.only_events: frozenset[bytes] | None = None
+        # Whether each event name, as written, is in `only_events` (for that set).
+        self._only_for: frozenset[bytes] | None = None
+        self._only_names: dict[bytes, bool] = {}
 
     @property
     def ami_version(self) -> str | None:
@@ -131,6 +143,12 @@ class Parser:
         append = out.append
         build = _build
         only = self.only_events
+        if only is not None:
+            if only is not self._only_for:
+                self._only_for = only
+                self._only_names = {}
+            known = self._only_names
+            scan_lists = getattr(only, "scan_lists", False)
         start = 0
         n = len(work)
         while start < n:
@@ -170,11 +188,23 @@ class Parser:
                 self._scan = max(start, n - 2)
                 break
             self._scan = 0
-            if only is not None and work.startswith(b"Event: ", start):
-                eol = work.find(b"\n", start, end)
-                if bytes(work[start + 7 : eol]).rstrip(b"\r").lower() not in only:
-                    start = next_start
-                    continue  # nobody wants it: never decoded, never parsed
+            if only is not None:
+                if work.startswith(b"Event: ", start):
+                    # The name as written (CR included) decides, looked up once per name.
+                    raw = bytes(work[start + 7 : work.find(b"\n", start, end)])
+                    wanted = known.get(raw)
+                    if wanted is None:
+                        wanted = raw.rstrip(b"\r").lower() in only
+                        if len(raw) <= _KNOWN_NAME_LEN and len(known) < _KNOWN_NAMES_MAX:
+                            known[raw] = wanted
+                    if not wanted:
+                        start = next_start
+                        continue  # nobody wants it: never decoded, never parsed
+                elif scan_lists and work.find(b"EventList:", start, end) >= 0:
+                    # The answer of an action that may open a list the client does
+                    # not know: its items and its end may follow in this very read,
+                    # and the end must be seen. Nothing more is skipped in this read.
+                    only = None
             append(build(work[start:end]))
             start = next_start
         if work is data:

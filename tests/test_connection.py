@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ami_async.connection import AMIProtocol, redact
-from ami_async.dispatch import Dispatcher, Pending
+from ami_async.dispatch import Dispatcher, Pending, Subscription
 from ami_async.errors import ConnectionLostError
 from ami_async.message import Message
 
@@ -130,9 +130,9 @@ UNKNOWN_LIST_IN_ONE_READ = (
 async def test_item12_unknown_list_answered_to_send_action_ends_in_the_same_read() -> None:
     # ListThings is no list the client knows and the subscriber wants only
     # UserEvent: skipping, the parser would skip the list's end too. While an
-    # action that may answer with a list is in flight a read carrying a list
-    # marker is parsed in full, so the end is seen and the ActionID is free
-    # again at once.
+    # action that may answer with a list is in flight, an answer carrying a list
+    # marker ends the skipping for the rest of its read, so the end is seen and
+    # the ActionID is free again at once.
     dispatcher = Dispatcher(asyncio.ensure_future)
     sub = dispatcher.subscribe(("UserEvent",), None, 10, "error")
     proto = AMIProtocol(dispatcher.feed, lambda p, exc: None, interest=dispatcher.interest)
@@ -151,7 +151,8 @@ async def test_item12_unknown_list_answered_to_send_action_ends_in_the_same_read
     assert [e["UserEvent"] for e in got if e is not None] == ["between", "done"]
 
 
-async def test_events_nobody_wants_are_skipped_while_only_a_ping_is_in_flight() -> None:
+def filtered_link() -> tuple[Dispatcher, Subscription, AMIProtocol, list[list[Message]]]:
+    """A logged-in link whose one subscriber wants UserEvent; `batches`: what each read gave."""
     dispatcher = Dispatcher(asyncio.ensure_future)
     sub = dispatcher.subscribe(("UserEvent",), None, 10, "error")
     batches: list[list[Message]] = []
@@ -163,6 +164,26 @@ async def test_events_nobody_wants_are_skipped_while_only_a_ping_is_in_flight() 
     proto = AMIProtocol(feed, lambda p, exc: None, interest=dispatcher.interest)
     proto.connection_made(RecordingTransport())
     proto.data_received(b"Asterisk Call Manager/9.0.0\r\n")
+    return dispatcher, sub, proto, batches
+
+
+async def test_item12_skipping_stops_only_after_the_answer_that_opens_a_list() -> None:
+    # Events before the answer, and reads without one, are still filtered: only what
+    # follows an answer carrying EventList in its read is parsed in full.
+    dispatcher, sub, proto, batches = filtered_link()
+    action = Pending(asyncio.get_running_loop(), "ListThings", "job-1")
+    dispatcher.add(action)
+    # An event that merely carries the marker opens nothing: skipped.
+    proto.data_received(wire("Event: OtherComplete\nEventList: Complete\n\n"))
+    proto.data_received(wire("Event: Hangup\nChannel: A\n\n" + UNKNOWN_LIST_IN_ONE_READ))
+    names = [getattr(m, "name", "response") for batch in batches for m in batch]
+    assert names == ["response", "ThingEntry", "UserEvent", "ThingEntry", "ThingsComplete"]
+    assert action.future.done() and dispatcher._abandoned == {}
+    assert sub.qsize() == 1
+
+
+async def test_events_nobody_wants_are_skipped_while_only_a_ping_is_in_flight() -> None:
+    dispatcher, sub, proto, batches = filtered_link()
     dispatcher.add(Pending(asyncio.get_running_loop(), "Ping", "p-1"))  # one answer, no list
     proto.data_received(wire("Event: Hangup\nChannel: A\n\nEvent: UserEvent\nUserEvent: u\n\n"))
     assert proto.parser.only_events == frozenset({b"userevent"})

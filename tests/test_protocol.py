@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _fixtures import bin_files, feed_chunks, fixtures_dir, snapshot, split_at
 
+from ami_async.dispatch import _ScanLists
 from ami_async.errors import AMIError, InvalidActionError, ProtocolError
 from ami_async.message import Event, Message, Response
 from ami_async.protocol import HeaderScalar, HeaderValue, Parser, encode_action
@@ -871,3 +872,55 @@ def test_item25_follows_with_output_lines_and_no_marker_is_a_header_frame() -> N
     )
     assert isinstance(hangup, Event)
     assert_same_at_every_split(FOLLOWS_OUTPUT, [follows, hangup])
+
+
+# -- skipping the events nobody wants (`only_events`) ----------------------------------------------
+
+
+def _kinds(messages: list[Message]) -> list[str]:
+    return [m.name if isinstance(m, Event) else "<response>" for m in messages]
+
+
+def test_skipped_event_names_are_remembered_only_when_short() -> None:
+    # A server may send an event name as long as a frame: the parser remembers the
+    # wanted-or-not of short names only, so skipped giants keep no memory.
+    parser = Parser()
+    parser.only_events = frozenset({b"hangup"})
+    for i in range(50):
+        assert parser.feed(b"Event: %d" % i + b"A" * 200_000 + b"\r\nX: 1\r\n\r\n") == []
+    assert parser.feed(b"Event: Cel\r\nX: 1\r\n\r\nEvent: HANGUP\r\nX: 2\r\n\r\n")[0]["X"] == "2"
+    assert sum(len(name) for name in parser._only_names) < 100
+
+
+def test_item12_a_list_answer_split_across_reads_stops_skipping_from_it() -> None:
+    parser = Parser()
+    parser.only_events = _ScanLists({b"hangup"})
+    answer = b"Response: Success\r\nActionID: 1\r\nEventList: start\r\nMessage: x\r\n\r\n"
+    items = (
+        b"Event: Foo\r\nActionID: 1\r\n\r\n"
+        b"Event: FooComplete\r\nActionID: 1\r\nEventList: Complete\r\n\r\n"
+    )
+    before = b"Event: Cel\r\nX: 1\r\n\r\n"
+    assert _kinds(parser.feed(before + answer[:30])) == []
+    assert _kinds(parser.feed(answer[30:] + items)) == ["<response>", "Foo", "FooComplete"]
+    assert _kinds(parser.feed(before)) == []  # the next read is filtered again
+
+
+def test_skipping_decides_alike_whatever_the_set_case_line_ends_or_split() -> None:
+    wanted = frozenset({b"hangup"})
+    scan = _ScanLists(wanted)
+    parser = Parser()
+    frames = [
+        b"Event: HANGUP\r\nA: 1\r\n\r\n",
+        b"Event: hangup\nA: 1\n\n",
+        b"Event: Hangup \r\nA: 1\r\n\r\n",  # Event.name keeps the space: nobody wants it
+        b"Event: Hang\xc3\xbcp\r\nA: 1\r\n\r\n",
+        b"Event: Cel\r\nA: 1\r\n\r\n",
+    ]
+    for only in (wanted, scan, wanted, None, scan):
+        parser.only_events = only
+        got: list[Message] = []
+        for frame in frames:
+            for part in (frame[:9], frame[9:]):
+                got.extend(parser.feed(part))
+        assert len(got) == (5 if only is None else 2), (only, _kinds(got))
