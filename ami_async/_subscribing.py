@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._options import event_mask
 from ._sending import SenderMixin
-from .dispatch import Handler, HandlerRunner, OverflowPolicy, Subscription
+from .dispatch import Handler, HandlerRunner, OverflowPolicy, Sink, Subscription
 from .errors import ActionTimeoutError
 from .message import Event, Response
 
@@ -103,6 +103,13 @@ class SubscriberMixin(SenderMixin):
     def off(self, handler: Handler) -> bool:
         """Remove ``handler`` (every registration of it); True if it was registered."""
         return self._dispatcher.remove_handler(handler)
+
+    def _add_sink(self, names: tuple[str, ...], put: Callable[[Event], None]) -> Sink:
+        """For the library's own consumers (the live model): see `Sink`."""
+        return self._dispatcher.add_sink(names, put)
+
+    def _remove_sink(self, sink: Sink) -> None:
+        self._dispatcher.remove_sink(sink)
 
     def handler_dropped(self, handler: Handler) -> int:
         """Events ``handler`` lost because its queue was full."""

@@ -44,6 +44,7 @@ __all__ = [
     "Handler",
     "HandlerRunner",
     "OverflowPolicy",
+    "Sink",
     "Subscription",
 ]
 
@@ -263,7 +264,28 @@ class _ScanLists(frozenset[bytes]):
     scan_lists = True
 
 
-Target = _Inbox | HandlerRunner
+class Sink:
+    """A receiver inside the library: events by exact name, to a function of the library.
+
+    What a sync handler is, less two things. Its function is the library's own
+    and registers nothing while a read is being dispatched (a user's sync
+    handler might, so while one is registered the parser keeps every event),
+    and it is called directly, with no runner in between: the function catches
+    its own errors. The live model follows the stream through one.
+    """
+
+    __slots__ = ("_put", "closed")
+
+    def __init__(self, put: Callable[[Event], None]) -> None:
+        self._put = put
+        self.closed = False
+
+
+def _ignore(event: Event) -> None:
+    """What a removed `Sink` does with an event."""
+
+
+Target = _Inbox | HandlerRunner | Sink
 
 
 class Dispatcher:
@@ -384,6 +406,23 @@ class Dispatcher:
         self._targets.append((matcher, runner))
         self._targets_changed()
         return runner
+
+    def add_sink(self, names: tuple[str, ...], put: Callable[[Event], None]) -> Sink:
+        """Send the events named `names` (exact names, any case) to `put` (see `Sink`)."""
+        matcher = _Matcher(names, None, next(self._seq))
+        if matcher.wildcard or matcher.patterns:
+            raise ValueError(f"a sink takes exact event names, not {names!r}")
+        sink = Sink(put)
+        self._targets.append((matcher, sink))
+        self._targets_changed()
+        return sink
+
+    def remove_sink(self, sink: Sink) -> None:
+        """Stop sending to `sink`, the event being dispatched now included."""
+        sink.closed = True
+        sink._put = _ignore  # (a dispatch in progress looks `_put` up per target)
+        self._targets = [(m, t) for m, t in self._targets if t is not sink]
+        self._targets_changed()
 
     def remove_handler(self, handler: Handler) -> bool:
         """Remove every registration of `handler`; True if there was one.

@@ -24,6 +24,7 @@ import ami_async
 from ami_async.errors import AMIConnectionError, AMIError, SubscriptionOverflowError
 from ami_async.live import (
     CallEnded,
+    CallRecord,
     CallStarted,
     CallTimeoutError,
     Change,
@@ -345,6 +346,18 @@ def test_fast_reading_agrees_with_a_full_parse(path: Path) -> None:
     assert fast_model.queues == full_model.queues
 
 
+def _both_ways(raw: bytes) -> list[tuple[list[str], list[CallRecord]]]:
+    """The changes and records a fast model and a full-parse model make of `raw`."""
+    results = []
+    for fast in (True, False):
+        model = Model(lambda: 1_800_000_000.0, 10, fast=fast)
+        changes = []
+        for ev in Parser().feed(raw):
+            changes.extend(repr(c) for c in model.apply(ev))  # type: ignore[arg-type]
+        results.append((changes, list(model.history)))
+    return results
+
+
 @pytest.mark.parametrize("every", [1, 2, 3])
 def test_a_bare_lf_in_a_value_is_read_as_the_parser_reads_it(every: int) -> None:
     """Quirk: Asterisk ends lines with CRLF, but a value may hold a bare LF (a caller name set
@@ -357,18 +370,36 @@ def test_a_bare_lf_in_a_value_is_read_as_the_parser_reads_it(every: int) -> None
     for i, part in enumerate(parts[1:]):
         name = b"Al\nice" if i % every == 0 else b"<unknown>"
         out += b"ConnectedLineName: " + name + part
-    results = []
-    for fast in (True, False):
-        model = Model(lambda: 1_800_000_000.0, 10, fast=fast)
-        changes = []
-        for ev in Parser().feed(out):
-            changes.extend(repr(c) for c in model.apply(ev))  # type: ignore[arg-type]
-        results.append((changes, list(model.history)))
-    (fast_changes, fast_history), (full_changes, full_history) = results
+    (fast_changes, fast_history), (full_changes, full_history) = _both_ways(out)
     assert any("CallerID(num=None, name='Al')" in c for c in full_changes)
     assert not any("Al\\nice" in c for c in fast_changes)
     assert fast_changes == full_changes
     assert fast_history == full_history and len(fast_history) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [(b"Cause", b"16\nx"), (b"AppData", b"foo\nbar"), (b"Application", b"D\nx")]
+)
+def test_a_bare_lf_in_a_field_after_the_snapshot_is_read_as_the_parser_reads_it(
+    key: bytes, value: bytes
+) -> None:
+    """The same quirk in the fields read straight from the text (Cause, Application...): the
+    line ends at the LF, and a line after it is a line of its own."""
+    raw = call_bytes(0).replace(
+        b"\r\n" + key + b": ", b"\r\n" + key + b": " + value + b"\r\nXX" + key + b": "
+    )
+    fast, full = _both_ways(raw)
+    assert fast == full
+
+
+def test_a_timestamp_before_the_snapshot_dates_a_new_channel_either_way() -> None:
+    raw = call_bytes(0).replace(
+        b"Event: Newchannel\r\nPrivilege: call,all\r\n",
+        b"Event: Newchannel\r\nTimestamp: 1700000000.000000\r\n",
+    )
+    fast, full = _both_ways(raw)
+    assert fast == full
+    assert any("2023, 11, 14" in c for c in fast[0])
 
 
 def test_fast_reading_is_used_on_the_benchmark_call() -> None:

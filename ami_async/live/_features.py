@@ -132,7 +132,7 @@ class FeaturesMixin:
     def emit(self, change: Change) -> None:
         raise NotImplementedError
 
-    def feature_appliers(self) -> dict[str, Callable[[Event], None]]:
+    def feature_appliers(self) -> dict[str, Callable[[Event], object]]:
         return {
             "queuecallerjoin": self._caller_join,
             "queuecallerleave": self._caller_leave,

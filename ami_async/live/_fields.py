@@ -47,18 +47,20 @@ def yes(value: str | None) -> bool:
 
 
 def line_value(text: str, tag: str, start: int = 0, end: int | None = None) -> str | None:
-    """The value of the line `tag` (`"\\r\\nKey: "`) in a frame's raw text, or `None`.
+    """The value of the line `tag` (`"\\nKey: "`) in a frame's raw text, or `None`.
 
     Asterisk writes each header as `Key: value` on a line of its own, so a plain
     search finds one; the caller falls back to `Event.get` where that fails.
+    A line ends at its LF, one CR before it dropped, as `Event.get` reads it.
     `start`, `end`: where the line may start.
     """
     pos = text.find(tag, start) if end is None else text.find(tag, start, end)
     if pos < 0:
         return None
     pos += len(tag)
-    end = text.find("\r\n", pos)
-    return text[pos:] if end < 0 else text[pos:end]
+    eol = text.find("\n", pos)
+    value = text[pos:] if eol < 0 else text[pos:eol]
+    return value[:-1] if value[-1:] == "\r" else value
 
 
 def text_fields(text: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from ._stream import ChangeStream, _Hub
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..dispatch import Sink
     from ..message import Event
 
 __all__ = ["Live", "SnapshotOverflowError"]
@@ -127,6 +128,7 @@ class Live:
         self._missing: frozenset[str] = frozenset()
         self._resync_task: asyncio.Task[None] | None = None
         self._names = tuple(self._model._appliers)
+        self._sink: Sink | None = None
         self._channels = MappingProxyType(self._model.channels)
         self._bridges = MappingProxyType(self._model.bridges)
         self._calls = MappingProxyType(self._model.calls)
@@ -231,7 +233,8 @@ class Live:
         client = self._client
         # Subscribed before the snapshot: events meanwhile are kept, then applied on top.
         self._model.held = _Held(self._hold_maxsize)
-        client.on(*self._names)(self._model.follow)
+        # A sink, not a handler: the parser may then skip the events the model does not follow.
+        self._sink = client._add_sink(self._names, self._model.follow)
         client.add_disconnect_hook(self._on_disconnect)
         client.add_connect_hook(self._on_connect)
         try:
@@ -247,7 +250,8 @@ class Live:
         self._closed = True
         self._synced = False
         client = self._client
-        client.off(self._model.follow)
+        if self._sink is not None:
+            client._remove_sink(self._sink)
         client.remove_connect_hook(self._on_connect)
         client.remove_disconnect_hook(self._on_disconnect)
         if self._resync_task is not None:

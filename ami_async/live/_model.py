@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 from ..events import ChannelState, HangupCause
@@ -49,12 +52,15 @@ from ._records import build_record
 
 __all__ = ["Model"]
 
+logger = logging.getLogger("ami_async.live")
+
 _UTC = timezone.utc
 _UNKNOWN = frozenset({"", "<unknown>", "unknown"})  # (as `caller_id` reads them)
 _replace = dataclasses.replace
 
 
 _STATES: dict[str | None, ChannelState | int | None] = {}
+_UP = ChannelState.UP
 _CAUSES: dict[str | None, ChannelState | HangupCause | int | None] = {}
 
 
@@ -127,16 +133,22 @@ def _variables(ev: Event, prefix: str, old: Mapping[str, str] | None) -> dict[st
     return merged
 
 
+#: How the snapshot pattern repeats a value's characters (possessive from Python 3.11).
+_MANY = "*+" if sys.version_info >= (3, 11) else "*"
+
+
 class _Layout:
     """How to find one channel's snapshot lines (with `prefix`) in an event's text."""
 
     __slots__ = ("chanvar", "pattern", "uniqueid")
 
     def __init__(self, prefix: str) -> None:
-        # `([^\r]*+)`, not `([^\r\n]*)`: 40 % faster. A value with a bare LF in it (which
-        # `Event.get` splits there) would be matched whole, so the model counts the LFs
-        # (`_BLOCK_LF`) of lines it has not read before, and reads them in full if they differ.
-        lines = "\r\n".join(f"{prefix}{key}: ([^\r]*+)" for key in _SNAPSHOT)
+        # `([^\r]*+)`, not `([^\r\n]*)`: 40 % faster (`*` before Python 3.11, which has no
+        # possessive `*+`; the same matches, for `[^\r]` cannot take the CR of `\r\n`). A
+        # value with a bare LF in it (which `Event.get` splits there) would be matched
+        # whole, so the model counts the LFs (`_BLOCK_LF`) of lines it has not read
+        # before, and reads them in full if they differ.
+        lines = "\r\n".join(f"{prefix}{key}: ([^\r]{_MANY})" for key in _SNAPSHOT)
         self.pattern = re.compile(f"\r\n{lines}\r\n")
         # `channelvars` lines follow the snapshot at once.
         self.chanvar = f"{prefix}ChanVariable"
@@ -148,7 +160,7 @@ _LAYOUTS = {"": _Layout(""), "Dest": _Layout("Dest")}
 
 #: `_value`'s search strings, made once.
 _TAG = {
-    key: f"\r\n{key}: "
+    key: f"\n{key}: "
     for key in (
         "Application",
         "AppData",
@@ -161,6 +173,8 @@ _TAG = {
     )
 }
 _NO_EXTRA: dict[str, object] = {}
+#: The `variables` of a channel without `channelvars`: one read-only mapping for all.
+_NO_VARIABLES: Mapping[str, str] = MappingProxyType({})
 
 
 class _Seen:
@@ -196,20 +210,20 @@ class Model(FeaturesMixin):
         #: `follow`'s side: events held while a snapshot is taken, where changes go.
         self.held: list[Event] | None = None
         self.publish: Callable[[list[Change]], None] = lambda changes: None
-        self._appliers: dict[str, Callable[[Event], None]] = {
+        self._appliers: dict[str, Callable[[Event], object]] = {
             "newchannel": self._newchannel,
-            "newstate": self._touch_event,
-            "newcallerid": self._touch_event,
-            "newconnectedline": self._touch_event,
+            "newstate": self._touch,
+            "newcallerid": self._touch,
+            "newconnectedline": self._touch,
             "newexten": self._newexten,
-            "newaccountcode": self._touch_event,
+            "newaccountcode": self._touch,
             "rename": self._rename,
             "varset": self._varset,
             "hold": self._hold,
             "unhold": self._hold,
-            "musiconholdstart": self._touch_event,
+            "musiconholdstart": self._touch,
             "dialbegin": self._dialbegin,
-            "dialstate": self._touch_event,
+            "dialstate": self._touch,
             "dialend": self._dialend,
             "bridgecreate": self._bridgecreate,
             "bridgeenter": self._bridgeenter,
@@ -219,12 +233,12 @@ class Model(FeaturesMixin):
             "blindtransfer": self._blindtransfer,
             "attendedtransfer": self._attendedtransfer,
             "hangup": self._hangup,
-            "softhanguprequest": self._touch_event,
-            "hanguprequest": self._touch_event,
+            "softhanguprequest": self._touch,
+            "hanguprequest": self._touch,
         }
         self._appliers.update(self.feature_appliers())
         # By the name as received (no lower() per event); None: not followed.
-        self._by_name: dict[str, Callable[[Event], None] | None] = {}
+        self._by_name: dict[str, Callable[[Event], object] | None] = {}
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -243,7 +257,7 @@ class Model(FeaturesMixin):
         applier(ev)
         return out
 
-    def _learn(self, name: str) -> Callable[[Event], None] | None:
+    def _learn(self, name: str) -> Callable[[Event], object] | None:
         """The applier of an event name seen for the first time, remembered (up to 1024 names)."""
         applier = self._appliers.get(name.lower())
         if len(self._by_name) < 1024:
@@ -251,28 +265,38 @@ class Model(FeaturesMixin):
         return applier
 
     def follow(self, ev: Event) -> None:
-        """`apply` as `Live`'s event handler: the event waits in `held` while a snapshot is
-        taken (`held` is a list then, else `None`); the changes go to `publish`."""
-        held = self.held
-        if held is not None:
-            held.append(ev)
-            return
+        """`apply` as `Live`'s event sink: the event waits in `held` while a snapshot is
+        taken (`held` is a list then, else `None`); the changes go to `publish`.
+
+        Called straight from the dispatch of a read (`dispatch.Sink`): an error
+        is logged here, never raised into the connection.
+        """
         name = ev._name or ev.name
         try:
-            applier = self._by_name[name]
-        except KeyError:
-            applier = self._learn(name)
-        if applier is None:
-            return
-        self._event = ev
-        if self.emitting:
-            out: list[Change] = []
-            self._out = out
-            applier(ev)
-            if out:
-                self.publish(out)
-        else:  # (nothing is appended to `_out` then)
-            applier(ev)
+            held = self.held
+            if held is not None:
+                held.append(ev)
+                return
+            try:
+                applier = self._by_name[name]
+            except KeyError:
+                applier = self._learn(name)
+            if applier is None:
+                return
+            self._event = ev
+            if self.emitting:
+                out: list[Change] = []
+                self._out = out
+                applier(ev)
+                if out:
+                    self.publish(out)
+            else:  # (nothing is appended to `_out` then)
+                applier(ev)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            # Even a CancelledError: out of data_received it would tear the link down.
+            logger.exception("live model: %s event not applied", name)
 
     def now(self, ev: Event | None = None, before: int | None = None) -> datetime:
         """The event's time: its `Timestamp` (manager.conf `timestampevents`), else the clock.
@@ -285,7 +309,7 @@ class Model(FeaturesMixin):
             if text is None:
                 stamp = ev.get("Timestamp")
             else:
-                stamp = line_value(text, "\r\nTimestamp: ", 0, before)
+                stamp = line_value(text, "\nTimestamp: ", 0, before)
             if stamp is not None:
                 try:
                     return datetime.fromtimestamp(float(stamp), _UTC)
@@ -297,19 +321,17 @@ class Model(FeaturesMixin):
         if self.emitting:
             self._out.append(change)
 
-    def _value(self, ev: Event, key: str, start: int = 0) -> str | None:
+    def _value(self, ev: Event, key: str) -> str | None:
         """One field of `ev`, read from its text where it can be (no parse of the rest).
 
-        `start`: where in the text to look first (after the channel fields it follows).
+        The first `Key: value` line, as `Event.get` reads it (lines end at LF).
         """
         text = ev._text
         if text is not None and self._fast:
             tag = _TAG.get(key)
             if tag is None:
-                tag = "\r\n" + key + ": "
-            value = line_value(text, tag, start)
-            if value is None and start:
-                value = line_value(text, tag)
+                tag = "\n" + key + ": "
+            value = line_value(text, tag)
             if value is not None:
                 return value
         return ev.get(key)
@@ -357,11 +379,11 @@ class Model(FeaturesMixin):
                 "dialing": (),
                 "dialed_by": None,
                 "created_at": created_at,
-                "answered_at": created_at if state == ChannelState.UP else None,
+                "answered_at": created_at if state == _UP else None,
                 "variables": (
-                    _variables(ev, prefix, None) or {}
+                    _variables(ev, prefix, None) or _NO_VARIABLES
                     if g(prefix + "ChanVariable") is not None
-                    else {}
+                    else _NO_VARIABLES
                 ),
                 "on_hold": False,
                 "hangup_cause": None,
@@ -428,7 +450,7 @@ class Model(FeaturesMixin):
                 self.add_channel(channel)
             return
         # Nothing but the snapshot: the channel is made from its values alone.
-        created_at = self.now(ev)
+        created_at = self.now(ev, found.start())
         state = _state(values[_STATE])
         channel = make(
             Channel,
@@ -449,8 +471,8 @@ class Model(FeaturesMixin):
                 "dialing": (),
                 "dialed_by": None,
                 "created_at": created_at,
-                "answered_at": created_at if state == ChannelState.UP else None,
-                "variables": {},
+                "answered_at": created_at if state == _UP else None,
+                "variables": _NO_VARIABLES,
                 "on_hold": False,
                 "hangup_cause": None,
                 "raw": ev,
@@ -458,9 +480,6 @@ class Model(FeaturesMixin):
         )
         self.add_channel(channel)
         self._seen[channel.uniqueid] = _Seen(self.channels[channel.uniqueid], values, block)
-
-    def _touch_event(self, ev: Event) -> None:
-        self._touch(ev, "", _NO_EXTRA, None)
 
     def touch(self, ev: Event, prefix: str, **extra: object) -> Channel | None:
         """Update the channel the event describes (fields with `prefix`) with what changed."""
@@ -474,9 +493,16 @@ class Model(FeaturesMixin):
         return _LAYOUTS[prefix].pattern.search(text)
 
     def _touch(
-        self, ev: Event, prefix: str, extra: dict[str, object], found: re.Match[str] | None
+        self,
+        ev: Event,
+        prefix: str = "",
+        extra: dict[str, object] = _NO_EXTRA,
+        found: re.Match[str] | None = None,
     ) -> Channel | None:
         """`touch`, with the snapshot lines already found (`_match`) or `None` to look.
+
+        With the defaults, the applier of the events that only describe their
+        channel (`Newstate`, `NewCallerid`, `HangupRequest`...).
 
         The hottest path of the model: what `evolve` and `update_channel` do is
         written out here (a call less each, for most channel events).
@@ -551,21 +577,21 @@ class Model(FeaturesMixin):
         changes: dict[str, object] = {}
         value = values[_STATE]
         if value != was[_STATE]:
-            new_state = _state(value)
+            new_state = _STATES.get(value) or _state(value)  # (DOWN is 0: looked up again)
             if new_state != old.state:
                 changes["state"] = new_state
-                if new_state == ChannelState.UP and old.answered_at is None:
+                if new_state == _UP and old.answered_at is None:
                     changes["answered_at"] = self.now(ev)
         value = values[_NAME]
         if value != was[_NAME] and value != old.name:
             changes["name"] = value
         if values[_CID_NUM] != was[_CID_NUM] or values[_CID_NAME] != was[_CID_NAME]:
             who = caller_id(values[_CID_NUM], values[_CID_NAME])
-            if who != old.caller:
+            if who is not old.caller and who != old.caller:  # (caller IDs are shared)
                 changes["caller"] = who
         if values[_CL_NUM] != was[_CL_NUM] or values[_CL_NAME] != was[_CL_NAME]:
             who = caller_id(values[_CL_NUM], values[_CL_NAME])
-            if who != old.connected:
+            if who is not old.connected and who != old.connected:
                 changes["connected"] = who
         exten = values[_EXTEN]
         context = values[_CONTEXT]
@@ -600,7 +626,7 @@ class Model(FeaturesMixin):
             new_state = _state(state)
             if new_state != old.state:
                 changes["state"] = new_state
-                if new_state == ChannelState.UP and old.answered_at is None:
+                if new_state == _UP and old.answered_at is None:
                     changes["answered_at"] = self.now(ev)
         name = g(prefix + "Channel")
         if name is not None and name != old.name:
@@ -696,17 +722,12 @@ class Model(FeaturesMixin):
 
     def _newexten(self, ev: Event) -> None:
         found = self._match(ev)
-        if found is None:
-            uniqueid = ev.get("Uniqueid")
-            after = 0
-        else:
-            uniqueid = found.group(_UNIQUEID + 1)
-            after = found.end() - 2
+        uniqueid = ev.get("Uniqueid") if found is None else found.group(_UNIQUEID + 1)
         old = self.channels.get(uniqueid) if uniqueid else None
         if old is None:
             return
-        app = self._value(ev, "Application", after)
-        data = self._value(ev, "AppData", after)
+        app = self._value(ev, "Application")
+        data = self._value(ev, "AppData")
         if app != old.application or data != old.app_data:
             self._touch(ev, "", {"application": app, "app_data": data}, found)
         else:
@@ -909,15 +930,13 @@ class Model(FeaturesMixin):
     def _hangup(self, ev: Event) -> None:
         found = self._match(ev)
         if found is None:
-            uniqueid = ev.get("Uniqueid")
-            after, before = 0, None
+            uniqueid, before = ev.get("Uniqueid"), None
         else:
-            uniqueid = found.group(_UNIQUEID + 1)
-            after, before = found.end() - 2, found.start()
+            uniqueid, before = found.group(_UNIQUEID + 1), found.start()
         channel = self.channels.get(uniqueid or "")
         if channel is None:
             return
-        cause = _cause(self._value(ev, "Cause", after))
+        cause = _cause(self._value(ev, "Cause"))
         at = self.now(ev, before)
         last = self._touch(ev, "", _NO_EXTRA, found) or channel
         last = evolve(last, {"hangup_cause": cause, "raw": ev})
@@ -933,7 +952,11 @@ class Model(FeaturesMixin):
             self.set_bridge_channels(
                 bridge, tuple(c for c in bridge.channels if c != uniqueid), bridge.raw or Event()
             )
-        if self.queues or self.conferences or self.parked:
+        if (
+            self.parked
+            or self.conferences
+            or (self.queues and any(q.callers for q in self.queues.values()))
+        ):
             self.forget_feature_channel(uniqueid)
         if self.emitting:
             self._out.append(

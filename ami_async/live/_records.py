@@ -14,7 +14,7 @@ from datetime import datetime
 from ..events import HangupCause
 from ._calls import Call, CallRecord
 from ._fields import make
-from ._objects import Disposition
+from ._objects import CallerID, Disposition
 
 __all__ = ["build_record", "disposition_of_cause", "disposition_of_dial"]
 
@@ -57,8 +57,9 @@ def build_record(call: Call, ended_at: datetime, reason: str) -> CallRecord:
     """The final record of `call`, whose last channel went at `ended_at`."""
     channels = call.all_channels
     first = channels[0] if channels else None
-    started_at = first.created_at if first is not None else call.started_at
-    started_at = min(started_at, call.started_at)
+    started_at = call.started_at
+    if first is not None and first.created_at < started_at:
+        started_at = first.created_at
     answered_at = call._answered_at
     if answered_at is not None:
         disposition: Disposition = "ANSWERED"
@@ -77,12 +78,17 @@ def build_record(call: Call, ended_at: datetime, reason: str) -> CallRecord:
         cause = first.hangup_cause
     duration = max(0.0, (ended_at - started_at).total_seconds())
     billsec = 0.0 if answered_at is None else max(0.0, (ended_at - answered_at).total_seconds())
+    if first is None:
+        caller, callee = call.caller, call.callee
+    else:  # (what `call.caller` and `call.callee` say, from the channels read once)
+        caller = first.caller
+        callee = call._callee if call._callee is not None else CallerID(first.exten)
     return make(
         CallRecord,
         {
             "linkedid": call.linkedid,
-            "caller": first.caller if first is not None else call.caller,
-            "callee": call.callee,
+            "caller": caller,
+            "callee": callee,
             "started_at": started_at,
             "answered_at": answered_at,
             "ended_at": ended_at,
@@ -90,7 +96,7 @@ def build_record(call: Call, ended_at: datetime, reason: str) -> CallRecord:
             "billsec": billsec,
             "disposition": disposition,
             "cause": cause,
-            "transfers": call.transfers,
+            "transfers": tuple(call._transfers),
             "channels": channels,
             "reason": reason,
         },
