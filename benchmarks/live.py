@@ -28,6 +28,7 @@ this shared 2-core machine move with its load; instructions do not::
     python benchmarks/live.py                           # events/s and CPU µs/event, medians of 5
     python benchmarks/live.py --instructions            # valgrind: instructions per event
     python benchmarks/live.py --memory --calls 1000000  # a million short calls: RSS and objects
+    python benchmarks/live.py --history 100             # Live(history=100): a smaller history
     python benchmarks/live.py --one live --events 200000 --profile live.prof
 
 ``--instructions`` runs each mode in a client process under ``valgrind
@@ -68,7 +69,7 @@ HERE = Path(__file__).resolve()
 # -- one run, in this process ------------------------------------------------------------------
 
 
-async def _run(mode: str, port: int, events: int) -> dict[str, Any]:
+async def _run(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
     import ami_async
     from ami_async.live import Live
 
@@ -93,7 +94,7 @@ async def _run(mode: str, port: int, events: int) -> dict[str, Any]:
             names = tuple(Live(client)._names)
             client.on(*names)(lambda ev: None)
         elif mode != "bare":
-            live = Live(client, changes_maxsize=10 * events + 64)
+            live = Live(client, history=history, changes_maxsize=10 * events + 64)
             await live.start()
         if mode in ("bare", "live_all"):
             sub = client.events(maxsize=events + 64)
@@ -150,15 +151,18 @@ async def _run(mode: str, port: int, events: int) -> dict[str, Any]:
     return result
 
 
-def run_one(mode: str, port: int, events: int) -> dict[str, Any]:
-    return asyncio.run(_run(mode, port, events))
+def run_one(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
+    return asyncio.run(_run(mode, port, events, history))
 
 
 # -- timings: a worker process per run, the server on its own CPU -------------------------------
 
 
-def _child(mode: str, port: int, events: int, cpu: int | None) -> dict[str, Any]:
+def _child(
+    mode: str, port: int, events: int, cpu: int | None, history: int = 1000
+) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE), "--one", mode, "--port", str(port), "--events", str(events)]
+    cmd += ["--history", str(history)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -168,7 +172,9 @@ def _child(mode: str, port: int, events: int, cpu: int | None) -> dict[str, Any]
     return result
 
 
-def timings(modes: list[str], events: int, repeat: int) -> dict[str, dict[str, float]]:
+def timings(
+    modes: list[str], events: int, repeat: int, history: int = 1000
+) -> dict[str, dict[str, float]]:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
@@ -176,7 +182,7 @@ def timings(modes: list[str], events: int, repeat: int) -> dict[str, dict[str, f
         for r in range(repeat):
             order = modes[r % len(modes) :] + modes[: r % len(modes)]
             for mode in order:
-                runs[mode].append(_child(mode, server.port, events, client_cpu))
+                runs[mode].append(_child(mode, server.port, events, client_cpu, history))
     out: dict[str, dict[str, float]] = {}
     for mode, results in runs.items():
         out[mode] = {
@@ -308,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", type=int, default=25_000)
     ap.add_argument("--memory", action="store_true", help="short calls into the model: RSS")
     ap.add_argument("--calls", type=int, default=1_000_000)
-    ap.add_argument("--history", type=int, default=1000)
+    ap.add_argument("--history", type=int, default=1000, help="Live(history=): finished calls kept")
     ap.add_argument("--every", type=int, default=100_000)
     ap.add_argument("--one", choices=MODES, help="one run in this process (result as JSON)")
     ap.add_argument("--port", type=int, help="with --one: a running load server")
@@ -329,12 +335,12 @@ def main(argv: list[str] | None = None) -> int:
                 import pstats
 
                 profiler = cProfile.Profile()
-                result = profiler.runcall(run_one, args.one, port, args.events)
+                result = profiler.runcall(run_one, args.one, port, args.events, args.history)
                 profiler.dump_stats(args.profile)
                 stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
                 stats.sort_stats("tottime").print_stats(30)
             else:
-                result = run_one(args.one, port, args.events)
+                result = run_one(args.one, port, args.events, args.history)
         finally:
             if server is not None:
                 server.close()
@@ -353,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             out["instructions"] = figures
             key = "per_event"
         else:
-            figures = timings(modes, args.events, args.repeat)
+            figures = timings(modes, args.events, args.repeat, args.history)
             out["timings"] = figures
             for mode, f in figures.items():
                 print(
