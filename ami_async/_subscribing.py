@@ -104,9 +104,14 @@ class SubscriberMixin(SenderMixin):
         """Remove ``handler`` (every registration of it); True if it was registered."""
         return self._dispatcher.remove_handler(handler)
 
-    def _add_sink(self, names: tuple[str, ...], put: Callable[[Event], None]) -> Sink:
+    def _add_sink(
+        self,
+        names: tuple[str, ...],
+        put: Callable[[Event], None],
+        on_end: Callable[[BaseException | None], None] | None = None,
+    ) -> Sink:
         """For the library's own consumers (the live model): see `Sink`."""
-        return self._dispatcher.add_sink(names, put)
+        return self._dispatcher.add_sink(names, put, on_end)
 
     def _remove_sink(self, sink: Sink) -> None:
         self._dispatcher.remove_sink(sink)

@@ -274,11 +274,17 @@ class Sink:
     its own errors. The live model follows the stream through one.
     """
 
-    __slots__ = ("_put", "closed")
+    __slots__ = ("_put", "closed", "on_end")
 
-    def __init__(self, put: Callable[[Event], None]) -> None:
+    def __init__(
+        self,
+        put: Callable[[Event], None],
+        on_end: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         self._put = put
         self.closed = False
+        #: Called once when the client ends for good (closed, or gave up), with why.
+        self.on_end = on_end
 
 
 def _ignore(event: Event) -> None:
@@ -407,12 +413,18 @@ class Dispatcher:
         self._targets_changed()
         return runner
 
-    def add_sink(self, names: tuple[str, ...], put: Callable[[Event], None]) -> Sink:
-        """Send the events named `names` (exact names, any case) to `put` (see `Sink`)."""
+    def add_sink(
+        self,
+        names: tuple[str, ...],
+        put: Callable[[Event], None],
+        on_end: Callable[[BaseException | None], None] | None = None,
+    ) -> Sink:
+        """Send the events named `names` (exact names, any case) to `put` (see `Sink`);
+        `on_end(error)` once the client ends for good, as subscriptions end then."""
         matcher = _Matcher(names, None, next(self._seq))
         if matcher.wildcard or matcher.patterns:
             raise ValueError(f"a sink takes exact event names, not {names!r}")
-        sink = Sink(put)
+        sink = Sink(put, on_end)
         self._targets.append((matcher, sink))
         self._targets_changed()
         return sink
@@ -460,11 +472,24 @@ class Dispatcher:
         self._targets_changed()
 
     def end_subscriptions(self, error: BaseException | None) -> None:
+        """The client ends for good: subscriptions end with `error`, sinks are told."""
+        sinks = []
         for _, target in self._targets:
             if isinstance(target, _Inbox):
                 target._end(error)
-        self._targets = [(m, t) for m, t in self._targets if not isinstance(t, _Inbox)]
+            elif isinstance(target, Sink):
+                sinks.append(target)
+        self._targets = [(m, t) for m, t in self._targets if not isinstance(t, (_Inbox, Sink))]
         self._targets_changed()
+        for sink in sinks:
+            sink.closed = True
+            sink._put = _ignore
+            on_end, sink.on_end = sink.on_end, None
+            if on_end is not None:
+                try:
+                    on_end(error)
+                except Exception:
+                    logger.exception("a sink's end raised")
 
     def stop_handlers(self, spare: asyncio.Task[Any] | None = None) -> None:
         for runner in self.handler_runners():

@@ -10,6 +10,7 @@ reaches the connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -18,10 +19,11 @@ from test_live_resync import USER, call_up
 
 import ami_async
 from ami_async.dispatch import Dispatcher
+from ami_async.errors import AMIConnectionError
 from ami_async.live import Live
 from ami_async.message import Event
 from ami_async.protocol import Parser
-from ami_async.testing import FakeAsterisk
+from ami_async.testing import FakeAsterisk, FaultProxy
 
 
 async def test_following_the_model_lets_the_parser_skip_what_nobody_follows() -> None:
@@ -100,3 +102,43 @@ def test_a_sink_removed_during_a_dispatch_gets_nothing_more() -> None:
     sinks.append(dispatcher.add_sink(("Hangup",), got.append))
     dispatcher.feed(Parser().feed(b"Event: Hangup\r\nUniqueid: 1\r\n\r\n"))
     assert got == []
+
+
+async def test_closing_the_client_closes_the_live_and_ends_its_streams() -> None:
+    async with FakeAsterisk() as fake:
+        client = ami_async.Client(fake.host, fake.port, **USER)
+        await client.connect()
+        live = Live(client)
+        await live.start()
+        stream = live.changes()
+        linkedid = await call_up(client)
+        await eventually(lambda: linkedid in live.calls, "the call is in the model")
+        waiter = asyncio.ensure_future(live.calls[linkedid].ended(timeout=30))
+        seen: list[str] = []
+
+        async def read() -> None:
+            async for change in stream:
+                seen.append(type(change).__name__)
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0)
+        await client.close()
+        await asyncio.wait_for(reader, 5)  # the stream ended: no reader waits forever
+        assert live.closed and not live.synced
+        with pytest.raises(AMIConnectionError):
+            await asyncio.wait_for(waiter, 5)
+        with pytest.raises(AMIConnectionError):
+            live.changes()
+
+
+async def test_a_client_that_gives_up_closes_the_live_after_saying_unsynced() -> None:
+    async with FakeAsterisk() as fake, FaultProxy(fake.host, fake.port) as proxy:
+        client = ami_async.Client(proxy.host, proxy.port, **USER, reconnect=False)
+        await client.connect()
+        async with Live(client) as live:
+            stream = live.changes()
+            proxy.cut()
+            seen = [change async for change in stream]  # ends once the client gives up
+            assert [type(c).__name__ for c in seen] == ["Unsynced"]
+            assert live.closed
+        await client.close()

@@ -234,7 +234,7 @@ class Live:
         # Subscribed before the snapshot: events meanwhile are kept, then applied on top.
         self._model.held = _Held(self._hold_maxsize)
         # A sink, not a handler: the parser may then skip the events the model does not follow.
-        self._sink = client._add_sink(self._names, self._model.follow)
+        self._sink = client._add_sink(self._names, self._model.follow, self._client_ended)
         client.add_disconnect_hook(self._on_disconnect)
         client.add_connect_hook(self._on_connect)
         try:
@@ -243,8 +243,15 @@ class Live:
             self.close()
             raise
 
+    def _client_ended(self, error: BaseException | None) -> None:
+        # The client was closed, or gave up reconnecting: nothing more can come.
+        self.close()
+
     def close(self) -> None:
-        """Stop following; change streams end, `ended()` waiters get `AMIConnectionError`."""
+        """Stop following; change streams end, `ended()` waiters get `AMIConnectionError`.
+
+        Closing the client (or its giving up reconnecting) closes the `Live` too.
+        """
         if self._closed:
             return
         self._closed = True
