@@ -118,10 +118,13 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str
     assert "usage: ami-async describe" in err
 
 
-def test_an_unknown_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_option_exits_2_with_the_commands_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, err = describe(capsys, "Ping", "--bogus")
     assert code == 2 and out == ""
-    assert "unrecognized arguments: --bogus" in err
+    assert "ami-async describe: error: unrecognized arguments: --bogus" in err
+    assert err.startswith("usage: ami-async describe")  # not the top-level usage
 
 
 def test_an_action_documented_but_never_registered(capsys: pytest.CaptureFixture[str]) -> None:

@@ -368,6 +368,7 @@ async def test_bad_usage_exits_2(cli: Cli, tmp_path: Path) -> None:
         cli("action", "Ping", "-u", "a", "--secret", "b", env={"AMI_PORT": "70000"}),
         cli("decode", str(tmp_path / "missing.bin")),
         cli("action", "Bad\rName", "--fake"),
+        cli("calls", "--fake", "--bogus", "x"),
     )
     for result in results:
         assert result.code == 2, result
@@ -377,6 +378,9 @@ async def test_bad_usage_exits_2(cli: Cli, tmp_path: Path) -> None:
     assert "no username" in results[9].err
     assert "no secret" in results[10].err
     assert "AMI_PORT" in results[12].err
+    # An option no command has: the usage shown is that command's own.
+    assert results[15].err.startswith("usage: ami-async calls")
+    assert "ami-async calls: error: unrecognized arguments: --bogus x" in results[15].err
 
 
 # -- the fake-pbx server -----------------------------------------------------------------------

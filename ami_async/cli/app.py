@@ -130,9 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
         try:
-            args = parser.parse_args(arguments)
+            args, extra = parser.parse_known_args(arguments)
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if extra:  # refused by the command's own parser, so its usage is the one shown
+            refuser = getattr(args, "subparser", None) or parser
+            refuser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
