@@ -46,7 +46,7 @@ from ._changes import (
     ChannelUpdated,
 )
 from ._features import FeaturesMixin
-from ._fields import _new, _set, caller_id, evolve, line_value, make, number
+from ._fields import caller_id, evolve, line_value, make, number
 from ._objects import Bridge, Channel, Transfer
 from ._records import build_record
 
@@ -503,9 +503,6 @@ class Model(FeaturesMixin):
 
         With the defaults, the applier of the events that only describe their
         channel (`Newstate`, `NewCallerid`, `HangupRequest`...).
-
-        The hottest path of the model: what `evolve` and `update_channel` do is
-        written out here (a call less each, for most channel events).
         """
         text = ev._text
         layout = _LAYOUTS.get(prefix)
@@ -520,8 +517,7 @@ class Model(FeaturesMixin):
         if text.startswith(layout.chanvar, found.end()):  # `channelvars` lines follow: in full
             return self._touch_parsed(ev, prefix, extra)
         uniqueid = found.group(_UNIQUEID + 1)
-        channels = self.channels
-        old = channels.get(uniqueid)
+        old = self.channels.get(uniqueid)
         if old is None:
             return None
         seen = self._seen.get(uniqueid)
@@ -551,19 +547,9 @@ class Model(FeaturesMixin):
         if not changes:
             return old
         changes["raw"] = ev
-        # evolve(old, changes), then update_channel(old, new):
-        copied = fields.copy()
-        copied.update(changes)
-        new = _new(Channel)
-        _set(new, "__dict__", copied)
+        new = evolve(old, changes)
         seen.channel = new
-        channels[uniqueid] = new
-        if self.emitting:
-            self._updated(old, new)
-        if "linkedid" in changes:  # (set only when it differs from the channel's)
-            self._move(old, new)
-        if "answered_at" in changes:  # (set only on the channel's first answer)
-            self._answered(new)
+        self.update_channel(old, new)
         return new
 
     def _snapshot_changes(
@@ -577,7 +563,7 @@ class Model(FeaturesMixin):
         changes: dict[str, object] = {}
         value = values[_STATE]
         if value != was[_STATE]:
-            new_state = _STATES.get(value) or _state(value)  # (DOWN is 0: looked up again)
+            new_state = _state(value)
             if new_state != old.state:
                 changes["state"] = new_state
                 if new_state == _UP and old.answered_at is None:
@@ -587,11 +573,11 @@ class Model(FeaturesMixin):
             changes["name"] = value
         if values[_CID_NUM] != was[_CID_NUM] or values[_CID_NAME] != was[_CID_NAME]:
             who = caller_id(values[_CID_NUM], values[_CID_NAME])
-            if who is not old.caller and who != old.caller:  # (caller IDs are shared)
+            if who != old.caller:
                 changes["caller"] = who
         if values[_CL_NUM] != was[_CL_NUM] or values[_CL_NAME] != was[_CL_NAME]:
             who = caller_id(values[_CL_NUM], values[_CL_NAME])
-            if who is not old.connected and who != old.connected:
+            if who != old.connected:
                 changes["connected"] = who
         exten = values[_EXTEN]
         context = values[_CONTEXT]
@@ -670,19 +656,16 @@ class Model(FeaturesMixin):
             seen.channel = new
         return new
 
-    def _updated(self, old: Channel, new: Channel) -> None:
-        self._out.append(
-            make(
-                ChannelUpdated,
-                {"channel": new, "previous": old, "reason": self._reason, "event": self._event},
-            )
-        )
-
     def update_channel(self, old: Channel, new: Channel) -> None:
         """Replace `old` by `new` and say what that means for its call."""
         self.channels[new.uniqueid] = new
         if self.emitting:
-            self._updated(old, new)
+            self._out.append(
+                make(
+                    ChannelUpdated,
+                    {"channel": new, "previous": old, "reason": self._reason, "event": self._event},
+                )
+            )
         if new.linkedid != old.linkedid:
             self._move(old, new)
         if new.answered_at is not None and old.answered_at is None:
