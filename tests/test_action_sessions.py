@@ -492,9 +492,8 @@ async def test_a_stalled_action_session_login_delays_connect_at_most_its_timeout
     await eventually(lambda: not fake.sessions, "every session closed")
 
 
-async def test_the_link_lost_while_action_sessions_log_in_fails_connect_cleanly(
-    fake: FakeAsterisk,
-) -> None:
+def action_session_logins_hang(fake: FakeAsterisk) -> asyncio.Event:
+    """The fake never answers the logins of action sessions (`Events: off`); set once one came."""
     held = asyncio.Event()
 
     async def login(session: FakeSession, action: Message) -> list[tuple[str, str]] | None:
@@ -504,6 +503,13 @@ async def test_the_link_lost_while_action_sessions_log_in_fails_connect_cleanly(
         return accept_login(session, action)
 
     fake.on_action("Login", login)
+    return held
+
+
+async def test_the_link_lost_while_action_sessions_log_in_fails_connect_cleanly(
+    fake: FakeAsterisk,
+) -> None:
+    held = action_session_logins_hang(fake)
     client = client_for(fake, boot_timeout=0)
     opening = asyncio.ensure_future(client.connect())
     await asyncio.wait_for(held.wait(), WAIT)
@@ -557,15 +563,7 @@ async def test_close_logs_off_and_closes_every_action_session(
 
 
 async def test_close_while_action_sessions_are_still_connecting(fake: FakeAsterisk) -> None:
-    held = asyncio.Event()
-
-    async def login(session: FakeSession, action: Message) -> list[tuple[str, str]] | None:
-        if action.get("Events") == "off":
-            held.set()
-            return None  # never answered
-        return accept_login(session, action)
-
-    fake.on_action("Login", login)
+    held = action_session_logins_hang(fake)
     client = client_for(fake, boot_timeout=0, timeout=WAIT)
     opening = asyncio.ensure_future(client.connect())
     await asyncio.wait_for(held.wait(), WAIT)
