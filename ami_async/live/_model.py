@@ -535,11 +535,16 @@ class Model(FeaturesMixin):
             changes: dict[str, object] = {}
         elif block.count("\n") != _BLOCK_LF:  # a bare LF in a value: read as `Event.get` does
             return self._touch_parsed(ev, prefix, extra)
-        else:  # (the same keys in the same order: some value differs)
+        else:  # (the same keys in the same order: some value may differ)
             values = found.groups()
-            changes = self._snapshot_changes(ev, old, values, seen.values)
-            seen.values = values
-            seen.block = block
+            if values == seen.values:  # (written with the other prefix last time)
+                if not extra:
+                    return old
+                changes = {}
+            else:
+                changes = self._snapshot_changes(ev, old, values, seen.values)
+                seen.values = values
+                seen.block = block
         fields = old.__dict__
         for key, value in extra.items():
             if fields[key] != value:
