@@ -29,6 +29,7 @@ this shared 2-core machine move with its load; instructions do not::
     python benchmarks/live.py --instructions            # valgrind: instructions per event
     python benchmarks/live.py --memory --calls 1000000  # a million short calls: RSS and objects
     python benchmarks/live.py --history 100             # Live(history=100): a smaller history
+    python benchmarks/live.py --paired 30 --events 50000 # every mode open at once, floods in turns
     python benchmarks/live.py --one live --events 200000 --profile live.prof
 
 ``--instructions`` runs each mode in a client process under ``valgrind
@@ -38,6 +39,14 @@ does for ``run.py``. ``--memory`` feeds short calls (the answered call of
 ``dial_bridge.bin``, every uniqueid, linkedid and bridge id made new for each
 call) straight into the model, with no socket, and prints the resident memory
 and the model's sizes as it goes.
+
+``--paired ROUNDS`` is for this machine's noise, which comes in bursts of tens
+of percent, so that two runs minutes apart compare badly. Every mode's client
+is opened at once, each in its own process (``--serve``), and each round floods
+them one after the other. It prints each mode's CPU time against the bare
+subscription's in the same round (the median of those ratios, with quartiles)
+and against the bare subscription's on a quiet machine (the quickest fifth of
+each mode's floods). The first round is a warm-up and is not counted.
 """
 
 from __future__ import annotations
@@ -69,86 +78,120 @@ HERE = Path(__file__).resolve()
 # -- one run, in this process ------------------------------------------------------------------
 
 
-async def _run(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
-    import ami_async
-    from ami_async.live import Live
+class _Session:
+    """One client in one mode, ready to measure floods one after another."""
 
-    client = ami_async.Client(
-        HOST,
-        port,
-        username="admin",
-        secret="amp111",
-        ping_interval=None,
-        action_timeout=120.0,
-        event_queue_size=events + 64,
-    )
-    await client.connect()
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    tasks: list[asyncio.Task[None]] = []
-    live: Live | None = None
-    counted = [0]
-    try:
+    def __init__(self, mode: str, port: int, events: int, history: int = 1000) -> None:
+        self.mode, self.port, self.events, self.history = mode, port, events, history
+        self.live: Any = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.counted = 0
+        self._target = 0
+        self._done: asyncio.Future[None] | None = None
+        self._stream: Any = None
+
+    async def open(self) -> None:
+        import ami_async
+        from ami_async.live import Live
+
+        mode, events = self.mode, self.events
+        self.client = client = ami_async.Client(
+            HOST,
+            self.port,
+            username="admin",
+            secret="amp111",
+            ping_interval=None,
+            action_timeout=120.0,
+            event_queue_size=events + 64,
+        )
+        await client.connect()
+        loop = asyncio.get_running_loop()
         await client.ping()  # the login events are read
         if mode == "floor":
             names = tuple(Live(client)._names)
             client.on(*names)(lambda ev: None)
         elif mode != "bare":
-            live = Live(client, history=history, changes_maxsize=10 * events + 64)
-            await live.start()
+            self.live = Live(client, history=self.history, changes_maxsize=10 * events + 64)
+            await self.live.start()
         if mode in ("bare", "live_all"):
             sub = client.events(maxsize=events + 64)
 
             async def consume() -> None:
-                n = 0
                 async for ev in sub:
                     ev.name  # noqa: B018 - what every consumer looks at
-                    n += 1
-                    if n == events:
-                        counted[0] = n
-                        done.set_result(None)
+                    self.counted += 1
+                    if self.counted == self._target and self._done is not None:
+                        self._done.set_result(None)
 
-            tasks.append(loop.create_task(consume()))
+            self.tasks.append(loop.create_task(consume()))
         elif mode == "live_changes":
-            assert live is not None
-            stream = live.changes()
+            self._stream = stream = self.live.changes()
 
             async def read_changes() -> None:
                 async for _change in stream:
-                    counted[0] += 1
+                    self.counted += 1
 
-            tasks.append(loop.create_task(read_changes()))
+            self.tasks.append(loop.create_task(read_changes()))
+
+    async def flood(self) -> dict[str, Any]:
+        """Flood `events` events through the client: time and CPU from request to last event."""
+        mode, events = self.mode, self.events
+        self._done = asyncio.get_running_loop().create_future()
+        self._target = self.counted + events
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
-        await client.send_action("BenchFlood", Count=events, timeout=120.0)
+        await self.client.send_action("BenchFlood", Count=events, timeout=120.0)
         if mode in ("bare", "live_all"):
-            await asyncio.wait_for(done, 120.0)
+            await asyncio.wait_for(self._done, 120.0)
         elif mode == "live_changes":
             for _ in range(10 * events):  # the reader drains what the flood queued
-                if not stream.qsize():
+                if not self._stream.qsize():
                     break
                 await asyncio.sleep(0)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    finally:
-        for task in tasks:
+        result: dict[str, Any] = {
+            "mode": mode,
+            "events": events,
+            "events_per_s": events / wall,
+            "cpu_us_per_event": cpu / events * 1e6,
+            "wall_s": wall,
+            "cpu_s": cpu,
+        }
+        if self.live is not None:
+            result["calls_ended"] = len(self.live.history)
+            result["channels_left"] = len(self.live.channels)
+        if mode == "live_changes":
+            result["changes_read"] = self.counted
+        return result
+
+    async def close(self) -> None:
+        for task in self.tasks:
             task.cancel()
-        if live is not None:
-            live.close()
-        await client.close()
-    result: dict[str, Any] = {
-        "mode": mode,
-        "events": events,
-        "events_per_s": events / wall,
-        "cpu_us_per_event": cpu / events * 1e6,
-        "wall_s": wall,
-        "cpu_s": cpu,
-    }
-    if live is not None:
-        result["calls_ended"] = len(live.history)
-        result["channels_left"] = len(live.channels)
-    if mode == "live_changes":
-        result["changes_read"] = counted[0]
-    return result
+        if self.live is not None:
+            self.live.close()
+        await self.client.close()
+
+
+async def _run(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
+    session = _Session(mode, port, events, history)
+    try:
+        await session.open()
+        return await session.flood()
+    finally:
+        if hasattr(session, "client"):
+            await session.close()
+
+
+async def _serve(mode: str, port: int, events: int, history: int) -> None:
+    """`--serve`: a flood each time a line comes on stdin, its figures as a JSON line."""
+    session = _Session(mode, port, events, history)
+    await session.open()
+    try:
+        print(json.dumps({"ready": mode}), flush=True)
+        while sys.stdin.readline().strip() == "flood":  # (blocking: nothing else runs meanwhile)
+            print(json.dumps(await session.flood()), flush=True)
+    finally:
+        await session.close()
 
 
 def run_one(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
@@ -189,6 +232,72 @@ def timings(
             "events_per_s": statistics.median(r["events_per_s"] for r in results),
             "cpu_us_per_event": statistics.median(r["cpu_us_per_event"] for r in results),
         }
+    return out
+
+
+def paired(
+    modes: list[str], events: int, rounds: int, history: int = 1000
+) -> dict[str, dict[str, float]]:
+    """Every mode's client open at once, each in its own process; floods taken in turns.
+
+    This machine's speed drifts by tens of percent within a minute, so runs
+    minutes apart compare badly. Here each round floods every mode once, one
+    right after the other (the order turning each round), and each mode is set
+    against the bare subscription of the same round: the median of those
+    per-round ratios is the figure. The first round warms up and is left out.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    with loadserver.ServerProcess(list_items=0, cpu=server_cpu) as server:
+        procs: dict[str, subprocess.Popen[str]] = {}
+        try:
+            for mode in modes:
+                cmd = [sys.executable, str(HERE), "--serve", mode, "--port", str(server.port)]
+                cmd += ["--events", str(events), "--history", str(history)]
+                if client_cpu is not None:
+                    cmd += ["--cpu", str(client_cpu)]
+                procs[mode] = proc = subprocess.Popen(
+                    cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+                )
+                assert proc.stdout is not None
+                json.loads(proc.stdout.readline())  # {"ready": mode}
+            for r in range(rounds + 1):
+                order = modes[r % len(modes) :] + modes[: r % len(modes)]
+                for mode in order:
+                    proc = procs[mode]
+                    assert proc.stdin is not None and proc.stdout is not None
+                    proc.stdin.write("flood\n")
+                    proc.stdin.flush()
+                    line = proc.stdout.readline()
+                    if not line:
+                        raise RuntimeError(f"{mode} ended early (exit code {proc.wait()})")
+                    if r:
+                        runs[mode].append(json.loads(line))
+        finally:
+            for proc in procs.values():
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            for proc in procs.values():
+                proc.wait(30)
+    out: dict[str, dict[str, float]] = {}
+    bare = runs.get("bare")
+    for mode, results in runs.items():
+        cpu = [r["cpu_us_per_event"] for r in results]
+        out[mode] = {
+            "events_per_s": statistics.median(r["events_per_s"] for r in results),
+            "cpu_us_per_event": statistics.median(cpu),
+        }
+        if bare is not None and mode != "bare":
+            ratios = sorted(c / b["cpu_us_per_event"] for c, b in zip(cpu, bare, strict=True))
+            q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            out[mode].update(ratio=statistics.median(ratios), ratio_q1=q1, ratio_q3=q3)
+            # The machine's noise comes in bursts that only ever add time: the quickest
+            # fifth of each mode's floods is what it costs on a quiet machine.
+            fifth = len(cpu) // 5
+            out[mode]["ratio_quiet"] = (
+                sorted(cpu)[fifth] / sorted(b["cpu_us_per_event"] for b in bare)[fifth]
+            )
     return out
 
 
@@ -316,12 +425,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--history", type=int, default=1000, help="Live(history=): finished calls kept")
     ap.add_argument("--every", type=int, default=100_000)
+    ap.add_argument("--paired", type=int, metavar="ROUNDS", help="floods in turns (see paired())")
     ap.add_argument("--one", choices=MODES, help="one run in this process (result as JSON)")
+    ap.add_argument("--serve", choices=MODES, help="a flood per stdin line (for --paired)")
     ap.add_argument("--port", type=int, help="with --one: a running load server")
     ap.add_argument("--cpu", type=int, help="with --one: pin this process to that CPU")
     ap.add_argument("--profile", metavar="FILE", help="with --one: cProfile it")
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args(argv)
+    if args.serve:
+        loadserver.pin_to_cpu(args.cpu)
+        asyncio.run(_serve(args.serve, args.port, args.events, args.history))
+        return 0
     if args.one:
         loadserver.pin_to_cpu(args.cpu)
         server = None
@@ -359,7 +474,10 @@ def main(argv: list[str] | None = None) -> int:
             out["instructions"] = figures
             key = "per_event"
         else:
-            figures = timings(modes, args.events, args.repeat, args.history)
+            if args.paired:
+                figures = paired(modes, args.events, args.paired, args.history)
+            else:
+                figures = timings(modes, args.events, args.repeat, args.history)
             out["timings"] = figures
             for mode, f in figures.items():
                 print(
@@ -371,7 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         bare = figures.get("bare", {}).get(key)
         if bare:
             for mode, f in figures.items():
-                if mode != "bare":
+                if mode != "bare" and "ratio" in f:
+                    print(
+                        f"{mode}: {f['ratio']:.2f}x the bare subscription's {key} "
+                        f"(median of the rounds' ratios; quartiles {f['ratio_q1']:.2f}x to "
+                        f"{f['ratio_q3']:.2f}x; quickest fifth {f['ratio_quiet']:.2f}x)"
+                    )
+                elif mode != "bare":
                     print(f"{mode}: {f[key] / bare:.2f}x the bare subscription's {key}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2), encoding="utf-8")

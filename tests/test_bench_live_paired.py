@@ -1,0 +1,37 @@
+"""`benchmarks/live.py --paired`: the harness runs and reports what its docs say.
+
+Timings are never asserted (they are the benchmark's business): only that every
+mode's clients served their floods and that each mode is set against the bare
+subscription of the same rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "live.py"
+
+
+@pytest.mark.timeout(150)
+def test_paired_rounds_report_each_mode_against_bare(tmp_path: Path) -> None:
+    out = tmp_path / "paired.json"
+    cmd = [sys.executable, str(BENCH), "--paired", "3", "--events", "3000"]
+    cmd += ["--modes", "bare,live,live_changes", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=110, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text(encoding="utf-8"))["timings"]
+    assert set(figures) == {"bare", "live", "live_changes"}
+    for mode, f in figures.items():
+        assert f["events_per_s"] > 0 and f["cpu_us_per_event"] > 0, mode
+    assert "ratio" not in figures["bare"]
+    for mode in ("live", "live_changes"):
+        f = figures[mode]
+        assert f["ratio_q1"] <= f["ratio_q3"]
+        assert f["ratio"] > 0 and f["ratio_quiet"] > 0
+    # The printed summary names the quartiles and the quiet-machine ratio.
+    assert "quartiles" in proc.stdout and "quickest fifth" in proc.stdout
