@@ -7,8 +7,11 @@ reconnects and keeps alive like the main one) and sends there the actions that
 block a session: a synchronous ``Originate``, ``Command``, ``Reload``... and
 anything sent with ``send_action(..., blocking=True)``. Everything else (lists,
 ordinary actions, actions that wait for an event) stays on the main session,
-where the caller's events are. An action session that is down (or still
-connecting) is skipped: its work goes to the main session. What was in flight
+where the caller's events are. Each goes to the session with the fewest
+actions in flight, counting those that timed out but that Asterisk still runs
+(until their late answer, or as long again as their timeout). An action
+session that is down (or still connecting) is skipped: its work goes to the
+main session. What was in flight
 on a session whose link is lost fails with `ConnectionLostError`, as on the
 main session; actions are never re-sent. The sessions take the main client's
 settings (timeouts, keepalive, reconnect): with ``reconnect=False`` a session
@@ -131,13 +134,18 @@ class ActionSessions:
             await asyncio.wait(waiting, timeout=timeout)
 
     def pick(self) -> Client | None:
-        """The connected action session with the fewest actions in flight, if any."""
+        """The connected action session with the fewest actions in flight, if any.
+
+        A blocking action that timed out still counts until its late answer
+        comes (or as long again as its timeout): Asterisk is still running it.
+        """
         best: Client | None = None
+        least = 0
         for session in self.sessions:
-            if session.connected and (
-                best is None or session.pending_actions < best.pending_actions
-            ):
-                best = session
+            if session.connected:
+                load = session.pending_actions + session._dispatcher.busy_late()
+                if best is None or load < least:
+                    best, least = session, load
         return best
 
     @property

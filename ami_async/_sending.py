@@ -235,6 +235,18 @@ class SenderMixin:
                 self._dispatcher.discard(pending)
                 if not pending.future.done():
                     pending.future.cancel()  # wakes a keepalive waiting on it
+                elif (
+                    written
+                    and not protocol.closed
+                    and not pending.future.cancelled()
+                    and isinstance(pending.future.exception(), ActionTimeoutError)
+                ):
+                    # Timed out: it has left the table, but Asterisk still runs it. An
+                    # action session counts as that much busier (for a while) until its
+                    # late answer comes, so that the next one goes elsewhere.
+                    self._dispatcher.note_late_blocking(
+                        pending.action_id, time.monotonic() + timeout
+                    )
 
     def _keep_blocking(self, pending: Pending, deadline: float) -> None:
         """Keep a cancelled blocking action in flight until its late answer or its deadline.

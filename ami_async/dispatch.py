@@ -57,6 +57,8 @@ _LIST_END: Final = frozenset({"complete", "cancelled"})
 ABANDONED_LIST_TTL: Final = 30.0
 #: At most this many abandoned lists are remembered (the oldest go first).
 ABANDONED_LIST_MAX: Final = 256
+#: At most this many timed-out blocking actions are counted as still running.
+LATE_BLOCKING_MAX: Final = 256
 
 
 class EventList:
@@ -311,6 +313,9 @@ class Dispatcher:
         # ActionID -> abandoned list, least recently active first.
         self._abandoned: dict[str, _Abandoned] = {}
         self.unmatched_responses = 0
+        #: Blocking actions that timed out unanswered: Asterisk's session stays busy with
+        #: each until its late answer comes (ActionID -> when to stop counting on that).
+        self.late_blocking: dict[str, float] = {}
         #: Set by a subscription's `__del__` (which never touches `_targets`
         #: itself): closed inboxes are to be swept out.
         self._sweep_needed = False
@@ -328,6 +333,8 @@ class Dispatcher:
         if action_id in self.pending:
             raise ValueError(f"ActionID {action_id!r} is already in flight")
         self.pending[action_id] = pending
+        if self.late_blocking:
+            self.late_blocking.pop(action_id, None)  # its ID reused: its answer is no sign
         if pending.wants_events:
             self._event_waiters += 1
         elif pending.maybe_list:
@@ -371,8 +378,25 @@ class Dispatcher:
                 return
             del abandoned[action_id]
 
+    def busy_late(self) -> int:
+        """How many timed-out blocking actions Asterisk may still be running (`late_blocking`)."""
+        late = self.late_blocking
+        if late:
+            now = monotonic()
+            for action_id in [a for a, until in late.items() if until <= now]:
+                del late[action_id]
+        return len(late)
+
+    def note_late_blocking(self, action_id: str, until: float) -> None:
+        """A blocking action timed out: count its session busy until its answer or `until`."""
+        late = self.late_blocking
+        late[action_id] = until
+        if len(late) > LATE_BLOCKING_MAX:
+            del late[next(iter(late))]
+
     def fail_all(self, exc_factory: Callable[[Pending], BaseException]) -> None:
         """Fail every pending action (the link is gone); they are never re-sent."""
+        self.late_blocking.clear()  # a new session runs none of them
         pending = list(self.pending.values())
         self.pending.clear()
         self._event_waiters = 0
@@ -614,6 +638,8 @@ class Dispatcher:
         pending = self.pending.get(action_id) if action_id is not None else None
         if pending is None:
             self.unmatched_responses += 1
+            if self.late_blocking and action_id is not None:
+                self.late_blocking.pop(action_id, None)  # that session is free again
             if action_id is not None and self._abandoned:
                 self._late_list_response(action_id, msg)
             logger.debug(

@@ -413,6 +413,63 @@ async def test_a_timed_out_blocking_action_leaves_nothing_and_its_late_answer_is
         assert client.pending_actions == 0
 
 
+async def test_a_timed_out_blocking_action_keeps_its_session_busy_until_its_late_answer(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    # Asterisk still runs an action whose caller timed out: the next blocking action
+    # goes to the other, idle session, not behind it (both had nothing in the table).
+    gate = held
+    async with client_for(fake, action_sessions=2) as client:
+        assert client._sessions is not None
+        with pytest.raises(ActionTimeoutError):
+            await client.command("slow", timeout=0.05)
+        assert client.pending_actions == 0  # (it left the table all the same)
+        second = await held_command(client, gate, "second")
+        busy, other = gate.sessions_of("Command")
+        assert other is not busy
+        gate.open()
+        assert await asyncio.wait_for(second, WAIT) == "done: second"
+        # Its late answer frees that session: it is picked first again (as the first one).
+        sessions = client._sessions.sessions
+        await eventually(
+            lambda: sum(s._dispatcher.unmatched_responses for s in sessions) == 1,
+            "the late answer read",
+        )
+        assert await client.command("third") == "done: third"
+        assert gate.sessions_of("Command")[-1] is busy
+
+
+async def test_a_late_answer_that_never_comes_stops_counting_after_the_timeout_again(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    gate = held
+    async with client_for(fake, action_sessions=2) as client:
+        assert client._sessions is not None
+        first, _ = client._sessions.sessions
+        with pytest.raises(ActionTimeoutError):
+            await client.command("slow", timeout=0.05)
+        assert gate.sessions_of("Command") and client._sessions.pick() is not first
+        # No answer yet (the fake holds it): after as long again, it no longer counts.
+        await eventually(lambda: client._sessions.pick() is first, "the first session picked")
+        gate.open()
+
+
+async def test_a_lost_link_forgets_the_late_blocking_actions_of_its_session(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    gate = held
+    async with client_for(fake, action_sessions=1) as client:
+        assert client._sessions is not None
+        (session,) = client._sessions.sessions
+        with pytest.raises(ActionTimeoutError):
+            await client.command("slow", timeout=WAIT / 10)
+        assert session._dispatcher.busy_late() == 1
+        (busy,) = gate.sessions_of("Command")
+        busy.close()  # the fake drops that session: a new one runs nothing
+        await eventually(lambda: session._dispatcher.busy_late() == 0, "late actions forgotten")
+        gate.open()
+
+
 async def test_a_cancelled_blocking_action_leaves_nothing_and_its_late_answer_is_dropped(
     fake: FakeAsterisk, held: Gate
 ) -> None:

@@ -369,3 +369,30 @@ async def test_a_list_that_failed_is_not_remembered_as_abandoned() -> None:
     assert p.future.done()
     assert d.interest() == frozenset({b"hangup"})  # event skipping still on
     sub.close()
+
+
+async def test_late_blocking_actions_end_with_their_answer_a_reused_id_or_a_lost_link() -> None:
+    from time import monotonic
+
+    from ami_async.dispatch import LATE_BLOCKING_MAX
+
+    d = Dispatcher(spawn)
+    later = monotonic() + 60
+    for action_id in ("late-1", "late-2", "late-3"):
+        d.note_late_blocking(action_id, later)
+    d.note_late_blocking("gone", monotonic() - 1)  # its time is up already
+    assert d.busy_late() == 3
+    # Its late answer: dropped (no pending action), and that one is no longer counted.
+    d.feed(parse("Response: Success\nActionID: late-1\nOutput: done\n\n"))
+    assert d.unmatched_responses == 1 and d.busy_late() == 2
+    # A caller reusing an ID: an answer with it says nothing of the old action any more.
+    ping = pending(d, "Ping", "late-2")
+    assert d.busy_late() == 1
+    d.fail_all(lambda p: ConnectionError("lost"))
+    assert d.busy_late() == 0
+    assert isinstance(ping.future.exception(), ConnectionError)
+    # Bounded: the oldest go first.
+    for i in range(LATE_BLOCKING_MAX + 10):
+        d.note_late_blocking(f"many-{i}", later)
+    assert d.busy_late() == LATE_BLOCKING_MAX
+    assert "many-0" not in d.late_blocking and f"many-{LATE_BLOCKING_MAX + 9}" in d.late_blocking
