@@ -413,6 +413,13 @@ async def test_a_timed_out_blocking_action_leaves_nothing_and_its_late_answer_is
         assert client.pending_actions == 0
 
 
+async def time_out_a_command(client: Client, seconds: float) -> None:
+    """A Command, held on the fake, that times out after ``seconds`` (the late answer then
+    counts for as long again: long enough for the checks that follow)."""
+    with pytest.raises(ActionTimeoutError):
+        await client.command("slow", timeout=seconds)
+
+
 async def test_a_timed_out_blocking_action_keeps_its_session_busy_until_its_late_answer(
     fake: FakeAsterisk, held: Gate
 ) -> None:
@@ -420,9 +427,7 @@ async def test_a_timed_out_blocking_action_keeps_its_session_busy_until_its_late
     # goes to the other, idle session, not behind it (both had nothing in the table).
     gate = held
     async with client_for(fake, action_sessions=2) as client:
-        assert client._sessions is not None
-        with pytest.raises(ActionTimeoutError):
-            await client.command("slow", timeout=0.05)
+        await time_out_a_command(client, WAIT / 10)
         assert client.pending_actions == 0  # (it left the table all the same)
         second = await held_command(client, gate, "second")
         busy, other = gate.sessions_of("Command")
@@ -430,6 +435,7 @@ async def test_a_timed_out_blocking_action_keeps_its_session_busy_until_its_late
         gate.open()
         assert await asyncio.wait_for(second, WAIT) == "done: second"
         # Its late answer frees that session: it is picked first again (as the first one).
+        assert client._sessions is not None
         sessions = client._sessions.sessions
         await eventually(
             lambda: sum(s._dispatcher.unmatched_responses for s in sessions) == 1,
@@ -446,8 +452,7 @@ async def test_a_late_answer_that_never_comes_stops_counting_after_the_timeout_a
     async with client_for(fake, action_sessions=2) as client:
         assert client._sessions is not None
         first, _ = client._sessions.sessions
-        with pytest.raises(ActionTimeoutError):
-            await client.command("slow", timeout=0.05)
+        await time_out_a_command(client, 0.3)
         assert gate.sessions_of("Command") and client._sessions.pick() is not first
         # No answer yet (the fake holds it): after as long again, it no longer counts.
         await eventually(lambda: client._sessions.pick() is first, "the first session picked")
@@ -461,8 +466,7 @@ async def test_a_lost_link_forgets_the_late_blocking_actions_of_its_session(
     async with client_for(fake, action_sessions=1) as client:
         assert client._sessions is not None
         (session,) = client._sessions.sessions
-        with pytest.raises(ActionTimeoutError):
-            await client.command("slow", timeout=WAIT / 10)
+        await time_out_a_command(client, WAIT / 10)
         assert session._dispatcher.busy_late() == 1
         (busy,) = gate.sessions_of("Command")
         busy.close()  # the fake drops that session: a new one runs nothing
