@@ -148,6 +148,7 @@ class SenderMixin:
             pending.wants_events
             or pending.maybe_list
             or dispatcher._abandoned
+            or dispatcher.late_blocking  # (add() forgets a timed-out one whose ID is reused)
             or action_id in table
         ):
             try:

@@ -474,6 +474,26 @@ async def test_a_lost_link_forgets_the_late_blocking_actions_of_its_session(
         gate.open()
 
 
+async def test_its_action_id_reused_stops_a_timed_out_action_counting(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    # The caller's own ActionID, sent again: the answer that comes for it is the new one's.
+    gate = held
+    async with client_for(fake, action_sessions=1) as client:
+        assert client._sessions is not None
+        (session,) = client._sessions.sessions
+        with pytest.raises(ActionTimeoutError):
+            await client.send_action("Command", Command="slow", ActionID="mine", timeout=WAIT / 10)
+        assert session._dispatcher.busy_late() == 1
+        again = asyncio.ensure_future(
+            client.send_action("Command", Command="again", ActionID="mine")
+        )
+        await eventually(lambda: "mine" in session._dispatcher.pending, "the second one sent")
+        assert session._dispatcher.busy_late() == 0
+        gate.open()
+        await asyncio.wait_for(again, WAIT)
+
+
 async def test_a_cancelled_blocking_action_leaves_nothing_and_its_late_answer_is_dropped(
     fake: FakeAsterisk, held: Gate
 ) -> None:
