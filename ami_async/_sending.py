@@ -236,18 +236,9 @@ class SenderMixin:
                 self._dispatcher.discard(pending)
                 if not pending.future.done():
                     pending.future.cancel()  # wakes a keepalive waiting on it
-                elif (
-                    written
-                    and not protocol.closed
-                    and not pending.future.cancelled()
-                    and isinstance(pending.future.exception(), ActionTimeoutError)
-                ):
-                    # Timed out: it has left the table, but Asterisk still runs it. An
-                    # action session counts as that much busier (for a while) until its
-                    # late answer comes, so that the next one goes elsewhere.
-                    self._dispatcher.note_late_blocking(
-                        pending.action_id, time.monotonic() + timeout
-                    )
+                elif not written and self._dispatcher.late_blocking:
+                    # Timed out before it was written (`_expire` counted it): nothing runs.
+                    self._dispatcher.late_blocking.pop(pending.action_id, None)
 
     def _keep_blocking(self, pending: Pending, deadline: float) -> None:
         """Keep a cancelled blocking action in flight until its late answer or its deadline.
@@ -291,6 +282,10 @@ class SenderMixin:
             },
         )
         self._dispatcher.discard(pending)
+        if pending in self._watch.blocking and not pending.kept and not pending.future.done():
+            # A blocking action: Asterisk still runs it. Counted from now, not when its caller
+            # wakes: its late answer may be read before that, and ends the count.
+            self._dispatcher.note_late_blocking(pending.action_id, time.monotonic() + timeout)
         pending.fail(
             ActionTimeoutError(
                 f"{pending.action}: no complete answer within {timeout} s "

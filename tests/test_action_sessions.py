@@ -31,6 +31,7 @@ from ami_async import (
     Message,
 )
 from ami_async._compat import timeout as _timeout
+from ami_async.message import new_response
 from ami_async.testing import FakeAsterisk, FakeSession, FakeUser, make_response
 
 SECRET = "s3cr3t-sessions"
@@ -492,6 +493,28 @@ async def test_its_action_id_reused_stops_a_timed_out_action_counting(
         assert session._dispatcher.busy_late() == 0
         gate.open()
         await asyncio.wait_for(again, WAIT)
+
+
+async def test_a_late_answer_read_before_the_timed_out_caller_wakes_still_frees_its_session(
+    fake: FakeAsterisk, held: Gate
+) -> None:
+    # The answer may be read between the timeout and the caller's next step (the same
+    # read, or the next one): it must not leave the action counted as still running.
+    async with client_for(fake, action_sessions=1) as client:
+        assert client._sessions is not None
+        (session,) = client._sessions.sessions
+        expire = session._deadlines._expire
+
+        def expire_then_answer(pending: Any) -> None:
+            expire(pending)
+            text = f"Response: Success\r\nActionID: {pending.action_id}\r\nOutput: late\r\n\r\n"
+            session._dispatcher.feed([new_response(text)])
+
+        session._deadlines._expire = expire_then_answer
+        await time_out_a_command(client, WAIT / 10)
+        assert session._dispatcher.unmatched_responses == 1
+        assert session._dispatcher.busy_late() == 0
+        held.open()
 
 
 async def test_a_cancelled_blocking_action_leaves_nothing_and_its_late_answer_is_dropped(

@@ -304,6 +304,28 @@ async def _fill_and_time_out(port: int) -> None:
     await ami.close(logoff=False)
 
 
+async def test_a_blocking_action_timed_out_before_it_was_written_is_not_counted_running() -> None:
+    """Only a blocking action Asterisk got still runs after its timeout (`busy_late`)."""
+    async with deaf_server() as port:
+        ami = Client("127.0.0.1", port, username="u", secret="x", ping_interval=None, events=False)
+        await ami.connect()
+        protocol = ami._protocol
+        assert protocol is not None
+        tasks = []
+        for _ in range(200):  # fill socket buffers until the transport pauses
+            body = "x" * 60_000
+            tasks.append(asyncio.ensure_future(ami.send_action("UserEvent", Body=body, timeout=1)))
+            await asyncio.sleep(0)
+            if protocol._paused:
+                break
+        assert protocol._paused
+        with pytest.raises(TimeoutError):
+            await ami.send_action("UserEvent", ActionID="unsent", blocking=True, timeout=0.2)
+        assert "unsent" not in ami._dispatcher.late_blocking
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await ami.close(logoff=False)
+
+
 # -- 4. a hostile or broken server ----------------------------------------------------------
 
 
