@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -267,19 +268,30 @@ def paired(
                 for mode in order:
                     proc = procs[mode]
                     assert proc.stdin is not None and proc.stdout is not None
-                    proc.stdin.write("flood\n")
-                    proc.stdin.flush()
-                    line = proc.stdout.readline()
+                    try:
+                        proc.stdin.write("flood\n")
+                        proc.stdin.flush()
+                    except BrokenPipeError:
+                        line = ""  # it stopped reading: gone, or going
+                    else:
+                        line = proc.stdout.readline()
                     if not line:
-                        raise RuntimeError(f"{mode} ended early (exit code {proc.wait()})")
+                        raise RuntimeError(f"{mode} ended early (exit code {proc.poll()})")
                     if r:
                         runs[mode].append(json.loads(line))
         finally:
+            # End of input ends each child; one that does not end (hung, or mid-flood when
+            # this one was interrupted) is killed: none is left behind.
             for proc in procs.values():
                 if proc.stdin is not None:
-                    proc.stdin.close()
+                    with contextlib.suppress(BrokenPipeError):  # (what a gone child left unread)
+                        proc.stdin.close()
             for proc in procs.values():
-                proc.wait(30)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     out: dict[str, dict[str, float]] = {}
     bare = runs.get("bare")
     for mode, results in runs.items():

@@ -35,3 +35,40 @@ def test_paired_rounds_report_each_mode_against_bare(tmp_path: Path) -> None:
         assert f["ratio"] > 0 and f["ratio_quiet"] > 0
     # The printed summary names the quartiles and the quiet-machine ratio.
     assert "quartiles" in proc.stdout and "quickest fifth" in proc.stdout
+
+
+# A child that says it is ready, then stops reading and hangs (the write to it breaks).
+_STALLED = 'import os, time; print(\'{"ready": "live"}\', flush=True); os.close(0); time.sleep(120)'
+
+
+@pytest.mark.timeout(120)
+def test_a_child_gone_wrong_ends_the_run_with_an_error_and_no_child_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    import live  # type: ignore[import-not-found]
+
+    started: list[subprocess.Popen[str]] = []
+
+    class Sub:  # the harness's `subprocess`, its "live" child replaced by a stalled one
+        PIPE = subprocess.PIPE
+        TimeoutExpired = subprocess.TimeoutExpired
+
+        @staticmethod
+        def Popen(cmd: list[str], **options: object) -> subprocess.Popen[str]:
+            if cmd[cmd.index("--serve") + 1] == "live":
+                cmd = [sys.executable, "-c", _STALLED]
+            proc: subprocess.Popen[str] = subprocess.Popen(cmd, **options)  # type: ignore[call-overload]
+            started.append(proc)
+            return proc
+
+    monkeypatch.setattr(live, "subprocess", Sub)
+    try:
+        with pytest.raises(RuntimeError, match="live"):
+            live.paired(["bare", "live"], 1000, 2)
+        assert len(started) == 2 and all(p.poll() is not None for p in started)
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
