@@ -185,7 +185,12 @@ class Parser:
             elif crlf >= 0:
                 end, next_start = crlf + 1, crlf + 3
             else:
-                self._scan = max(start, n - 2)
+                if (first == 0x52 or first == 0x72) and n < start + 17:
+                    # It may yet prove a `Response: Follows`, whose search resumes its
+                    # own way: nothing is kept of this one (at most 16 bytes are read again).
+                    self._scan = 0
+                else:
+                    self._scan = max(start, n - 2)
                 break
             self._scan = 0
             if only is not None:

@@ -761,6 +761,22 @@ def test_a_follows_frame_without_marker_or_body_ends_at_its_empty_line() -> None
     assert parser.buffered == 0
 
 
+def test_a_follows_frame_without_marker_split_before_it_shows_it_is_one() -> None:
+    """The first chunk too short to tell `Response: Follows` (hypothesis found it: the
+    search for the frame's empty line resumed where the other kind of frame's had
+    stopped, read as the Follows search's own, and skipped the empty line)."""
+    for frame in (
+        b"\nResponse: Follows\r\n\r\n",
+        b"Response: Follows\r\nPrivilege: Command\r\nActionID: 7\r\n\r\n",
+    ):
+        whole = snapshot(Parser(expect_banner=False).feed(frame))
+        assert len(whole) == 1
+        for cut in range(1, len(frame)):
+            parser = Parser(expect_banner=False)
+            assert snapshot(feed_chunks(split_at(frame, [cut]), parser)) == whole, (frame, cut)
+            assert parser.buffered == 0
+
+
 def test_a_follows_body_with_crlf_blank_line_inside_still_needs_the_marker() -> None:
     parser = Parser(expect_banner=False)
     data = (
