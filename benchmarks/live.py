@@ -45,8 +45,9 @@ of percent, so that two runs minutes apart compare badly. Every mode's client
 is opened at once, each in its own process (``--serve``), and each round floods
 them one after the other. It prints each mode's CPU time against the bare
 subscription's in the same round (the median of those ratios, with quartiles)
-and against the bare subscription's on a quiet machine (the quickest fifth of
-each mode's floods). The first round is a warm-up and is not counted.
+and against the bare subscription's on a quiet machine (each mode's
+20th-percentile flood: the one a fifth of them beat). The first round is a
+warm-up and is not counted.
 """
 
 from __future__ import annotations
@@ -262,7 +263,8 @@ def paired(
                     cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
                 )
                 assert proc.stdout is not None
-                json.loads(proc.stdout.readline())  # {"ready": mode}
+                if not proc.stdout.readline().startswith('{"ready"'):
+                    raise RuntimeError(f"{mode} did not start (exit code {proc.poll()})")
             for r in range(rounds + 1):
                 order = modes[r % len(modes) :] + modes[: r % len(modes)]
                 for mode in order:
@@ -304,8 +306,8 @@ def paired(
             ratios = sorted(c / b["cpu_us_per_event"] for c, b in zip(cpu, bare, strict=True))
             q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
             out[mode].update(ratio=statistics.median(ratios), ratio_q1=q1, ratio_q3=q3)
-            # The machine's noise comes in bursts that only ever add time: the quickest
-            # fifth of each mode's floods is what it costs on a quiet machine.
+            # The machine's noise comes in bursts that only ever add time: each mode's
+            # 20th-percentile flood (a fifth of them quicker) is what it costs when quiet.
             fifth = len(cpu) // 5
             out[mode]["ratio_quiet"] = (
                 sorted(cpu)[fifth] / sorted(b["cpu_us_per_event"] for b in bare)[fifth]
@@ -486,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
             out["instructions"] = figures
             key = "per_event"
         else:
-            if args.paired:
+            if args.paired is not None:
+                if args.paired < 1:
+                    raise SystemExit("--paired: at least 1 round (besides the warm-up)")
                 figures = paired(modes, args.events, args.paired, args.history)
             else:
                 figures = timings(modes, args.events, args.repeat, args.history)
@@ -505,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{mode}: {f['ratio']:.2f}x the bare subscription's {key} "
                         f"(median of the rounds' ratios; quartiles {f['ratio_q1']:.2f}x to "
-                        f"{f['ratio_q3']:.2f}x; quickest fifth {f['ratio_quiet']:.2f}x)"
+                        f"{f['ratio_q3']:.2f}x; quiet, 20th percentile {f['ratio_quiet']:.2f}x)"
                     )
                 elif mode != "bare":
                     print(f"{mode}: {f[key] / bare:.2f}x the bare subscription's {key}")
