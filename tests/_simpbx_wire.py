@@ -204,8 +204,11 @@ class Wire:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeAsterisk]:
-    async with FakeAsterisk(time_scale=SCALE, auth_failure_delay=0.01) as server:
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeAsterisk]:
+    """The simulated PBX at `SCALE`, or at a test's ``@pytest.mark.time_scale(seconds)``."""
+    marker = request.node.get_closest_marker("time_scale")
+    scale = float(marker.args[0]) if marker is not None else SCALE
+    async with FakeAsterisk(time_scale=scale, auth_failure_delay=0.01) as server:
         yield server
 
 
