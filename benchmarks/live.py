@@ -74,6 +74,8 @@ from instructions import _IREFS
 
 HOST = "127.0.0.1"
 MODES = ("bare", "floor", "live", "live_all", "live_changes")
+#: `--paired`: seconds a child has to end once its input is closed, before it is killed.
+CHILD_EXIT_WAIT = 10.0
 HERE = Path(__file__).resolve()
 
 
@@ -290,7 +292,7 @@ def paired(
                         proc.stdin.close()
             for proc in procs.values():
                 try:
-                    proc.wait(10)
+                    proc.wait(CHILD_EXIT_WAIT)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()

@@ -63,6 +63,7 @@ def test_a_child_gone_wrong_ends_the_run_with_an_error_and_no_child_left(
             return proc
 
     monkeypatch.setattr(live, "subprocess", Sub)
+    monkeypatch.setattr(live, "CHILD_EXIT_WAIT", 0.5)  # (the stalled one is killed after it)
     try:
         with pytest.raises(RuntimeError, match="live"):
             live.paired(["bare", "live"], 1000, 2)
