@@ -70,6 +70,17 @@ def up(fake: FakeAsterisk, events: str) -> list[FakeSession]:
     ]
 
 
+async def sessions_back(fake: FakeAsterisk, client: Client, count: int, what: str) -> None:
+    """Wait until ``count`` action sessions are up as the fake sees them (it took their
+    Login) and as the client does (it read the answer): before that, work may still go to
+    the main session."""
+    await eventually(lambda: len(up(fake, "off")) == count, what)
+    await eventually(
+        lambda: client._sessions is not None and client._sessions.connected == count,
+        f"{what} (the client's side)",
+    )
+
+
 def main_session(fake: FakeAsterisk) -> FakeSession:
     (session,) = up(fake, "on")
     return session
@@ -355,7 +366,7 @@ async def test_work_falls_back_to_the_main_session_while_action_sessions_are_dow
         assert gate.sessions_of("Command") == [main]
         # Allowed again: they come back, and the blocking work goes there again.
         fake.accounts["admin"] = FakeUser(SECRET)
-        await eventually(lambda: len(up(fake, "off")) == 2, "the action sessions back")
+        await sessions_back(fake, client, 2, "the action sessions back")
         assert await client.command("when back") == "done: when back"
         assert gate.sessions_of("Command")[-1] in up(fake, "off")
         assert client.reconnects == 0
@@ -392,7 +403,7 @@ async def test_an_action_session_lost_fails_its_action_in_flight_and_only_it(
         assert client.connected and client.reconnects == 0
         assert (await client.ping())["Ping"] == "Pong"
         gate.open()
-        await eventually(lambda: len(up(fake, "off")) == 1, "the action session back")
+        await sessions_back(fake, client, 1, "the action session back")
         assert await client.command("again") == "done: again"
 
 
@@ -631,7 +642,7 @@ async def test_everything_dropped_the_main_session_and_action_sessions_come_back
     async with client_for(fake, action_sessions=2) as client:
         await fake.drop()
         await eventually(lambda: client.reconnects == 1 and client.connected, "reconnected")
-        await eventually(lambda: len(up(fake, "off")) == 2, "the action sessions back")
+        await sessions_back(fake, client, 2, "the action sessions back")
         slow = await held_command(client, held)
         assert held.sessions_of("Command")[-1] in up(fake, "off")
         assert (await client.ping())["Ping"] == "Pong"
