@@ -27,6 +27,7 @@ this shared 2-core machine move with its load; instructions do not::
 
     python benchmarks/live.py                           # events/s and CPU µs/event, medians of 5
     python benchmarks/live.py --instructions            # valgrind: instructions per event
+    python benchmarks/live.py --instructions --cache-sim  # and simulated L1 cache misses
     python benchmarks/live.py --memory --calls 1000000  # a million short calls: RSS and objects
     python benchmarks/live.py --history 100             # Live(history=100): a smaller history
     python benchmarks/live.py --paired 30 --events 50000 # every mode open at once, floods in turns
@@ -35,10 +36,16 @@ this shared 2-core machine move with its load; instructions do not::
 ``--instructions`` runs each mode in a client process under ``valgrind
 --tool=cachegrind`` at two stream sizes (the load server outside valgrind) and
 reports ``(I(large) - I(small)) / (large - small)``, as ``instructions.py``
-does for ``run.py``. ``--memory`` feeds short calls (the answered call of
-``dial_bridge.bin``, every uniqueid, linkedid and bridge id made new for each
-call) straight into the model, with no socket, and prints the resident memory
-and the model's sizes as it goes.
+does for ``run.py``. With ``--cache-sim``, cachegrind also simulates the
+first-level caches of this CPU and the same difference gives the instruction
+(I1) and data (D1) cache misses per event: how much code and data a mode
+touches that the cache no longer holds, which instruction counts miss and
+which, unlike timings, do not move with the machine's load.
+
+``--memory`` feeds short calls (the answered call of ``dial_bridge.bin``,
+every uniqueid, linkedid and bridge id made new for each call) straight into
+the model, with no socket, and prints the resident memory and the model's
+sizes as it goes.
 
 ``--paired ROUNDS`` is for this machine's noise, which comes in bursts of tens
 of percent, so that two runs minutes apart compare badly. Every mode's client
@@ -58,6 +65,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -320,36 +328,61 @@ def paired(
 # -- instructions: valgrind ---------------------------------------------------------------------
 
 
-def count_instructions(mode: str, port: int, events: int, valgrind: str) -> int:
+#: cachegrind's summary lines of first-level cache misses (with ``--cache-sim=yes``).
+_MISSES = {
+    "i1_misses": re.compile(r"I1\s+misses:\s+([\d,]+)"),
+    "d1_misses": re.compile(r"D1\s+misses:\s+([\d,]+)"),
+}
+
+
+def count_instructions(
+    mode: str, port: int, events: int, valgrind: str, cache_sim: bool = False
+) -> dict[str, int]:
+    """cachegrind's counts for one ``--one`` run: ``instructions``, and with
+    ``cache_sim`` its simulated first-level cache misses (``i1_misses``, ``d1_misses``)."""
     env = dict(os.environ, PYTHONHASHSEED="0")
+    sim = "--cache-sim=yes" if cache_sim else "--cache-sim=no"
     with tempfile.TemporaryDirectory() as tmp:
-        tool = [valgrind, "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/o"]
+        tool = [valgrind, "--tool=cachegrind", sim, f"--cachegrind-out-file={tmp}/o"]
         one = ["--one", mode, "--port", str(port), "--events", str(events)]
         cmd = [*tool, sys.executable, str(HERE), *one]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    match = _IREFS.search(proc.stderr)
-    if proc.returncode != 0 or match is None:
+    found = {"instructions": _IREFS.search(proc.stderr)}
+    if cache_sim:
+        found.update((key, pattern.search(proc.stderr)) for key, pattern in _MISSES.items())
+    if proc.returncode != 0 or None in found.values():
         tail = "\n".join(proc.stderr.splitlines()[-15:])
         raise RuntimeError(f"valgrind run failed ({mode}, {events}):\n{tail}")
-    return int(match.group(1).replace(",", ""))
+    return {key: int(m.group(1).replace(",", "")) for key, m in found.items() if m is not None}
 
 
-def instructions(modes: list[str], small: int, large: int) -> dict[str, dict[str, float]]:
+def instructions(
+    modes: list[str], small: int, large: int, cache_sim: bool = False
+) -> dict[str, dict[str, float]]:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     out: dict[str, dict[str, float]] = {}
     with loadserver.ServerProcess(list_items=0) as server:
         for mode in modes:
-            low = count_instructions(mode, server.port, small, valgrind)
-            high = count_instructions(mode, server.port, large, valgrind)
-            per_event = (high - low) / (large - small)
-            out[mode] = {"small": low, "large": high, "per_event": per_event}
-            print(
-                f"{mode:<13} I({small})={low:>14,}  I({large})={high:>14,}  "
-                f"-> {per_event:,.0f} instructions/event",
-                flush=True,
+            low = count_instructions(mode, server.port, small, valgrind, cache_sim)
+            high = count_instructions(mode, server.port, large, valgrind, cache_sim)
+            per = {key: (high[key] - low[key]) / (large - small) for key in low}
+            out[mode] = {
+                "small": low["instructions"],
+                "large": high["instructions"],
+                "per_event": per["instructions"],
+            }
+            line = (
+                f"{mode:<13} I({small})={low['instructions']:>14,}  "
+                f"I({large})={high['instructions']:>14,}  "
+                f"-> {per['instructions']:,.0f} instructions/event"
             )
+            if cache_sim:
+                out[mode]["i1_misses_per_event"] = per["i1_misses"]
+                out[mode]["d1_misses_per_event"] = per["d1_misses"]
+                line += f", {per['i1_misses']:,.0f} I1 and {per['d1_misses']:,.0f} D1 misses/event"
+            print(line, flush=True)
     return out
 
 
@@ -435,6 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=100_000, help="events per flood (timings)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true", help="valgrind instruction counts")
+    ap.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="with --instructions: also cachegrind's simulated first-level cache misses",
+    )
     ap.add_argument("--small", type=int, default=5_000)
     ap.add_argument("--large", type=int, default=25_000)
     ap.add_argument("--memory", action="store_true", help="short calls into the model: RSS")
@@ -486,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             if m not in MODES:
                 raise SystemExit(f"unknown mode {m!r}")
         if args.instructions:
-            figures = instructions(modes, args.small, args.large)
+            figures = instructions(modes, args.small, args.large, args.cache_sim)
             out["instructions"] = figures
             key = "per_event"
         else:
