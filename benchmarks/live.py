@@ -28,6 +28,7 @@ this shared 2-core machine move with its load; instructions do not::
     python benchmarks/live.py                           # events/s and CPU µs/event, medians of 5
     python benchmarks/live.py --instructions            # valgrind: instructions per event
     python benchmarks/live.py --instructions --cache-sim  # and simulated L1 cache misses
+    python benchmarks/live.py --instructions --modes live --unfollow Newexten  # its cost
     python benchmarks/live.py --memory --calls 1000000  # a million short calls: RSS and objects
     python benchmarks/live.py --history 100             # Live(history=100): a smaller history
     python benchmarks/live.py --paired 30 --events 50000 # every mode open at once, floods in turns
@@ -40,7 +41,9 @@ does for ``run.py``. With ``--cache-sim``, cachegrind also simulates the
 first-level caches of this CPU and the same difference gives the instruction
 (I1) and data (D1) cache misses per event: how much code and data a mode
 touches that the cache no longer holds, which instruction counts miss and
-which, unlike timings, do not move with the machine's load.
+which, unlike timings, do not move with the machine's load. ``--unfollow
+A,B`` (with ``--instructions`` or ``--one``) makes the model ignore the events
+named, on purpose wrong: the difference is what following them costs.
 
 ``--memory`` feeds short calls (the answered call of ``dial_bridge.bin``,
 every uniqueid, linkedid and bridge id made new for each call) straight into
@@ -73,7 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +96,11 @@ HERE = Path(__file__).resolve()
 class _Session:
     """One client in one mode, ready to measure floods one after another."""
 
-    def __init__(self, mode: str, port: int, events: int, history: int = 1000) -> None:
+    def __init__(
+        self, mode: str, port: int, events: int, history: int = 1000, unfollow: Sequence[str] = ()
+    ) -> None:
         self.mode, self.port, self.events, self.history = mode, port, events, history
+        self.unfollow = tuple(unfollow)
         self.live: Any = None
         self.tasks: list[asyncio.Task[None]] = []
         self.counted = 0
@@ -124,6 +130,8 @@ class _Session:
             client.on(*names)(lambda ev: None)
         elif mode != "bare":
             self.live = Live(client, history=self.history, changes_maxsize=10 * events + 64)
+            if self.unfollow:
+                _unfollow(self.live, self.unfollow)
             await self.live.start()
         if mode in ("bare", "live_all"):
             sub = client.events(maxsize=events + 64)
@@ -184,8 +192,22 @@ class _Session:
         await self.client.close()
 
 
-async def _run(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
-    session = _Session(mode, port, events, history)
+def _unfollow(live: Any, names: Sequence[str]) -> None:
+    """`--unfollow`: the model ignores the events `names`, as if it had no applier for them
+    (what following each kind of event costs; the model is then wrong, on purpose)."""
+    appliers = live._model._appliers
+    unknown = sorted({name.lower() for name in names} - set(appliers))
+    if unknown:
+        raise SystemExit(f"--unfollow: the model does not follow {unknown}")
+    for name in names:
+        del appliers[name.lower()]
+    live._names = tuple(appliers)
+
+
+async def _run(
+    mode: str, port: int, events: int, history: int = 1000, unfollow: Sequence[str] = ()
+) -> dict[str, Any]:
+    session = _Session(mode, port, events, history, unfollow)
     try:
         await session.open()
         return await session.flood()
@@ -206,8 +228,10 @@ async def _serve(mode: str, port: int, events: int, history: int) -> None:
         await session.close()
 
 
-def run_one(mode: str, port: int, events: int, history: int = 1000) -> dict[str, Any]:
-    return asyncio.run(_run(mode, port, events, history))
+def run_one(
+    mode: str, port: int, events: int, history: int = 1000, unfollow: Sequence[str] = ()
+) -> dict[str, Any]:
+    return asyncio.run(_run(mode, port, events, history, unfollow))
 
 
 # -- timings: a worker process per run, the server on its own CPU -------------------------------
@@ -336,7 +360,12 @@ _MISSES = {
 
 
 def count_instructions(
-    mode: str, port: int, events: int, valgrind: str, cache_sim: bool = False
+    mode: str,
+    port: int,
+    events: int,
+    valgrind: str,
+    cache_sim: bool = False,
+    unfollow: Sequence[str] = (),
 ) -> dict[str, int]:
     """cachegrind's counts for one ``--one`` run: ``instructions``, and with
     ``cache_sim`` its simulated first-level cache misses (``i1_misses``, ``d1_misses``)."""
@@ -345,6 +374,8 @@ def count_instructions(
     with tempfile.TemporaryDirectory() as tmp:
         tool = [valgrind, "--tool=cachegrind", sim, f"--cachegrind-out-file={tmp}/o"]
         one = ["--one", mode, "--port", str(port), "--events", str(events)]
+        if unfollow:
+            one += ["--unfollow", ",".join(unfollow)]
         cmd = [*tool, sys.executable, str(HERE), *one]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     found = {"instructions": _IREFS.search(proc.stderr)}
@@ -357,7 +388,11 @@ def count_instructions(
 
 
 def instructions(
-    modes: list[str], small: int, large: int, cache_sim: bool = False
+    modes: list[str],
+    small: int,
+    large: int,
+    cache_sim: bool = False,
+    unfollow: Sequence[str] = (),
 ) -> dict[str, dict[str, float]]:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -365,8 +400,8 @@ def instructions(
     out: dict[str, dict[str, float]] = {}
     with loadserver.ServerProcess(list_items=0) as server:
         for mode in modes:
-            low = count_instructions(mode, server.port, small, valgrind, cache_sim)
-            high = count_instructions(mode, server.port, large, valgrind, cache_sim)
+            low = count_instructions(mode, server.port, small, valgrind, cache_sim, unfollow)
+            high = count_instructions(mode, server.port, large, valgrind, cache_sim, unfollow)
             per = {key: (high[key] - low[key]) / (large - small) for key in low}
             out[mode] = {
                 "small": low["instructions"],
@@ -473,6 +508,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --instructions: also cachegrind's simulated first-level cache misses",
     )
+    ap.add_argument(
+        "--unfollow",
+        default="",
+        metavar="EVENTS",
+        help="with --instructions or --one: the model ignores these events (a,b,...): what "
+        "following them costs",
+    )
     ap.add_argument("--small", type=int, default=5_000)
     ap.add_argument("--large", type=int, default=25_000)
     ap.add_argument("--memory", action="store_true", help="short calls into the model: RSS")
@@ -487,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", metavar="FILE", help="with --one: cProfile it")
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args(argv)
+    unfollow = [name.strip() for name in args.unfollow.split(",") if name.strip()]
+    if unfollow and not (args.instructions or args.one):
+        raise SystemExit("--unfollow goes with --instructions or --one")
     if args.serve:
         loadserver.pin_to_cpu(args.cpu)
         asyncio.run(_serve(args.serve, args.port, args.events, args.history))
@@ -504,12 +549,14 @@ def main(argv: list[str] | None = None) -> int:
                 import pstats
 
                 profiler = cProfile.Profile()
-                result = profiler.runcall(run_one, args.one, port, args.events, args.history)
+                result = profiler.runcall(
+                    run_one, args.one, port, args.events, args.history, unfollow
+                )
                 profiler.dump_stats(args.profile)
                 stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
                 stats.sort_stats("tottime").print_stats(30)
             else:
-                result = run_one(args.one, port, args.events, args.history)
+                result = run_one(args.one, port, args.events, args.history, unfollow)
         finally:
             if server is not None:
                 server.close()
@@ -524,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             if m not in MODES:
                 raise SystemExit(f"unknown mode {m!r}")
         if args.instructions:
-            figures = instructions(modes, args.small, args.large, args.cache_sim)
+            figures = instructions(modes, args.small, args.large, args.cache_sim, unfollow)
             out["instructions"] = figures
             key = "per_event"
         else:
