@@ -133,10 +133,9 @@ class Wire:
         self.parser = Parser()
         #: Every message received (responses, list items, events), in wire order.
         self.messages: list[Message] = []
-        # Two cursors: waiting for an answer must not pass over the events that a
-        # later `event()` waits for (they may come in before the answer is read).
-        self._seen = 0
-        self._answers_seen = 0
+        # Where each kind of wait goes on reading: waiting for an answer must not pass
+        # over the events a later `event()` waits for (they may come in before it).
+        self._cursors = {"events": 0, "answers": 0}
         self._ids = 0
 
     async def _more(self) -> None:
@@ -157,41 +156,37 @@ class Wire:
         )
         return action_id
 
-    async def until(self, done: Callable[[Message], bool]) -> Message:
-        """The first message from here on for which ``done`` is true."""
+    async def until(self, done: Callable[[Message], bool], cursor: str = "events") -> Message:
+        """The first message from here on for which ``done`` is true (``cursor``: see
+        `__init__`; an action's own messages are read with ``"answers"``)."""
+        cursors = self._cursors
         while True:
-            while self._seen < len(self.messages):
-                message = self.messages[self._seen]
-                self._seen += 1
-                if done(message):
-                    return message
-            await self._more()
-
-    async def _answer(self, done: Callable[[Message], bool]) -> Message:
-        """`until` for an action's own messages, with a cursor of its own (see `__init__`)."""
-        while True:
-            while self._answers_seen < len(self.messages):
-                message = self.messages[self._answers_seen]
-                self._answers_seen += 1
+            while cursors[cursor] < len(self.messages):
+                message = self.messages[cursors[cursor]]
+                cursors[cursor] += 1
                 if done(message):
                     return message
             await self._more()
 
     async def ask(self, action: str, **headers: str | list[str]) -> Message:
         action_id = self.send(action, **headers)
-        return await self._answer(lambda m: "Event" not in m and m.get("ActionID") == action_id)
+        return await self.until(
+            lambda m: "Event" not in m and m.get("ActionID") == action_id, "answers"
+        )
 
     async def collect(
         self, action: str, **headers: str | list[str]
     ) -> tuple[Message, list[Message]]:
         """An EventList action: its response and its items (the complete event left out)."""
         action_id = self.send(action, **headers)
-        response = await self._answer(lambda m: "Event" not in m and m.get("ActionID") == action_id)
+        response = await self.until(
+            lambda m: "Event" not in m and m.get("ActionID") == action_id, "answers"
+        )
         if response["Response"] != "Success":
             return response, []
         items: list[Message] = []
         while True:
-            item = await self._answer(lambda m: m.get("ActionID") == action_id)
+            item = await self.until(lambda m: m.get("ActionID") == action_id, "answers")
             if item.get("EventList") == "Complete":
                 return response, items
             items.append(item)
